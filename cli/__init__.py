@@ -1,0 +1,1 @@
+"""The `ntr` command line: one module per command."""

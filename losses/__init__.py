@@ -1,0 +1,1 @@
+"""Softmax retrieval loss, not-to-recommend loss and group NTR (built in the model issue)."""

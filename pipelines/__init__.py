@@ -1,0 +1,1 @@
+"""Apache Beam pipeline: raw event logs -> labelled, time-ordered, split sequences."""

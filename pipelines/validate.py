@@ -1,0 +1,165 @@
+"""Row validation: raw rows (str-valued CSV or typed JSON) -> canonical events or dead letters."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import apache_beam as beam
+
+from ntr.pipelines.events import ACTIONS, EVENT_COLUMNS, REASONS, REQUIRED_COLUMNS
+
+# Unix seconds after 2100-01-01 are almost surely milliseconds or garbage.
+MAX_TIMESTAMP = 4_102_444_800
+
+DEAD_LETTER_TAG = "dead_letter"
+
+# Every dead-letter kind the pipeline can emit; stats.json counts each of them.
+DEAD_LETTER_KINDS = (
+    "malformed_row",
+    "missing_field",
+    "bad_timestamp",
+    "unknown_action",
+    "unknown_reason",
+    "bad_number",
+    "negative_watch_time",
+    "unknown_item",
+    "duplicate_event",
+)
+
+
+class InvalidRow(ValueError):
+    """A row that cannot become an event; `kind` is one of DEAD_LETTER_KINDS."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+def dead_letter(row: Any, kind: str, message: str) -> dict:
+    """The dead-letter record for `row`: the row as it came, what is wrong, and how to fix it."""
+    return {"kind": kind, "error": message, "row": row}
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.strip() == "")
+
+
+def _int_or_none(row: dict, name: str, kind: str) -> int | None:
+    value = row.get(name)
+    if _blank(value):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidRow(kind, f"{name}={value!r} is not a number") from None
+    if number != number or number in (float("inf"), float("-inf")) or number != int(number):
+        raise InvalidRow(kind, f"{name}={value!r} is not a whole number")
+    return int(number)
+
+
+def parse_event(row: dict, known_items: frozenset[str] | None = None) -> dict:
+    """Validates one raw row and returns the canonical event.
+
+    Args:
+      row: a dict with at least the columns of REQUIRED_COLUMNS; values may be strings (CSV)
+        or typed (JSON/Parquet). Extra columns are dropped.
+      known_items: the item catalogue's ids, or None to accept any item id.
+
+    Returns:
+      A dict with exactly EVENT_COLUMNS, typed.
+
+    Raises:
+      InvalidRow: with the dead-letter kind and a message saying what to fix.
+    """
+    if not isinstance(row, dict):
+        raise InvalidRow("malformed_row", f"expected an object with columns, got {type(row).__name__}")
+    missing = [c for c in REQUIRED_COLUMNS if _blank(row.get(c))]
+    if missing:
+        raise InvalidRow("missing_field", f"missing required field(s) {missing}")
+    timestamp = _int_or_none(row, "timestamp", "bad_timestamp")
+    if not 0 < timestamp < MAX_TIMESTAMP:
+        hint = " (milliseconds? divide by 1000)" if timestamp >= MAX_TIMESTAMP else ""
+        raise InvalidRow("bad_timestamp", f"timestamp={timestamp} is not unix seconds{hint}")
+    action = str(row["action"]).strip()
+    if action not in ACTIONS:
+        raise InvalidRow("unknown_action", f"action={action!r} is not one of {list(ACTIONS)}")
+    reason = None if _blank(row.get("reason")) else str(row["reason"]).strip()
+    if reason is not None and reason not in REASONS:
+        raise InvalidRow("unknown_reason", f"reason={reason!r} is not one of {list(REASONS)}")
+    watch_ms = _int_or_none(row, "watch_ms", "bad_number")
+    duration_ms = _int_or_none(row, "duration_ms", "bad_number")
+    if (watch_ms is not None and watch_ms < 0) or (duration_ms is not None and duration_ms < 0):
+        raise InvalidRow(
+            "negative_watch_time", f"watch_ms={watch_ms}, duration_ms={duration_ms} must be >= 0"
+        )
+    item_id = str(row["item_id"]).strip()
+    if known_items is not None and item_id not in known_items:
+        raise InvalidRow("unknown_item", f"item_id={item_id!r} is not in the item catalogue")
+    event = {
+        "user_id": str(row["user_id"]).strip(),
+        "item_id": item_id,
+        "timestamp": timestamp,
+        "action": action,
+        "watch_ms": watch_ms,
+        "duration_ms": duration_ms,
+        "reason": reason,
+    }
+    assert tuple(event) == EVENT_COLUMNS
+    return event
+
+
+class _ValidateFn(beam.DoFn):
+    def __init__(self):
+        self.valid = beam.metrics.Metrics.counter("ntr.validate", "rows_valid")
+        self.invalid = beam.metrics.Metrics.counter("ntr.validate", "rows_dead_letter")
+
+    def process(self, row, known_items):
+        if isinstance(row, dict) and "_malformed" in row:
+            self.invalid.inc()
+            yield beam.pvalue.TaggedOutput(
+                DEAD_LETTER_TAG, dead_letter(row["_malformed"], "malformed_row", row["_error"])
+            )
+            return
+        try:
+            event = parse_event(row, known_items)
+        except InvalidRow as err:
+            self.invalid.inc()
+            beam.metrics.Metrics.counter("ntr.dead_letter", err.kind).inc()
+            yield beam.pvalue.TaggedOutput(DEAD_LETTER_TAG, dead_letter(row, err.kind, str(err)))
+            return
+        self.valid.inc()
+        yield event
+
+
+class ValidateEvents(beam.PTransform):
+    """Raw rows -> (valid events, dead letters).
+
+    Input: a PCollection of dicts as read (see `ntr.pipelines.io`); a row that could not even
+    be parsed arrives as `{"_malformed": text, "_error": message}`.
+    Output: a DoOutputsTuple with the main output (canonical events) and `dead_letter`.
+    """
+
+    def __init__(self, known_items=None, label=None):
+        """Args: known_items: a singleton PCollection (or None) of the catalogue's item ids."""
+        super().__init__(label)
+        self._known_items = known_items
+
+    def expand(self, rows):
+        known = (
+            beam.pvalue.AsSingleton(self._known_items) if self._known_items is not None else None
+        )
+        return rows | "Validate" >> beam.ParDo(_ValidateFn(), known).with_outputs(
+            DEAD_LETTER_TAG, main="events"
+        )
+
+
+def parse_json_line(line: str) -> dict:
+    """A JSONL line -> dict, or the malformed marker ValidateEvents turns into a dead letter."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as err:
+        return {"_malformed": line, "_error": f"not valid JSON: {err}"}
+    if not isinstance(row, dict):
+        return {"_malformed": line, "_error": "a JSONL line must be an object"}
+    return row

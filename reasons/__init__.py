@@ -1,0 +1,1 @@
+"""Dislike-reason model that labels negatives carrying no reason (built in the reasons issue)."""

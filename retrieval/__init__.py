@@ -1,0 +1,1 @@
+"""Feature layer, Transformer query tower, item tower, training, evaluation and export."""

@@ -1,0 +1,1 @@
+"""ScaNN index and the recommendation service (built in the serving issue)."""

