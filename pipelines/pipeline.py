@@ -22,7 +22,16 @@ from ntr.pipelines.validate import DEAD_LETTER_TAG, ValidateEvents, dead_letter
 
 VOCABS = ("items", "creators", "categories", "reasons", "actions")
 _STATS_PART = "_stats_part"
-_OUTPUT_GLOBS = ("beam-temp-*", "vocab/beam-temp-*", "train-*", "valid-*", "test-*", "dead_letter-*", "items.tfrecord.gz", "vocab/*")
+_OUTPUT_GLOBS = (
+    "beam-temp-*",
+    "vocab/beam-temp-*",
+    "train-*",
+    "valid-*",
+    "test-*",
+    "dead_letter-*",
+    "items.tfrecord.gz",
+    "vocab/*",
+)
 
 
 class CountersSum(beam.CombineFn):
@@ -168,8 +177,7 @@ def build_pipeline(pipeline: beam.Pipeline, config: PreprocessConfig) -> None:
         all_dead
         | "AllDead" >> beam.Flatten()
         | "DeadToJson" >> beam.Map(lambda d: json.dumps(d, sort_keys=True, default=str))
-        | "WriteDead"
-        >> beam.io.WriteToText(os.path.join(out, "dead_letter"), file_name_suffix=".jsonl")
+        | "WriteDead" >> beam.io.WriteToText(os.path.join(out, "dead_letter"), file_name_suffix=".jsonl")
     )
 
     vocab = os.path.join(out, "vocab")
@@ -207,7 +215,9 @@ def build_pipeline(pipeline: beam.Pipeline, config: PreprocessConfig) -> None:
         stat_parts.append(
             item_dead
             | "ItemDeadKinds"
-            >> beam.Map(lambda d: collections.Counter({"items_dead_letter": 1, f"dead_letter.{d['kind']}": 1}))
+            >> beam.Map(
+                lambda d: collections.Counter({"items_dead_letter": 1, f"dead_letter.{d['kind']}": 1})
+            )
         )
     _ = (
         stat_parts
@@ -215,13 +225,18 @@ def build_pipeline(pipeline: beam.Pipeline, config: PreprocessConfig) -> None:
         | "SumStats" >> beam.CombineGlobally(CountersSum())
         | "StatsJson" >> beam.Map(json.dumps)
         | "WriteStats"
-        >> beam.io.WriteToText(os.path.join(out, _STATS_PART), file_name_suffix=".json", shard_name_template="")
+        >> beam.io.WriteToText(
+            os.path.join(out, _STATS_PART), file_name_suffix=".json", shard_name_template=""
+        )
     )
     if cuts is not None:
         _ = (
             cuts
             | "CutsJson" >> beam.Map(json.dumps)
-            | "WriteCuts" >> beam.io.WriteToText(os.path.join(out, "_cuts"), file_name_suffix=".json", shard_name_template="")
+            | "WriteCuts"
+            >> beam.io.WriteToText(
+                os.path.join(out, "_cuts"), file_name_suffix=".json", shard_name_template=""
+            )
         )
 
 

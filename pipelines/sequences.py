@@ -45,9 +45,7 @@ def assign_splits(timestamps: list[int], split: SplitConfig, cuts: dict | None) 
             return ["train"] * n
         return ["train"] * (n - 2 * h) + ["valid"] * h + ["test"] * h
     valid_start, test_start = cuts["valid_start"], cuts["test_start"]
-    return [
-        "train" if t < valid_start else "valid" if t < test_start else "test" for t in timestamps
-    ]
+    return ["train" if t < valid_start else "valid" if t < test_start else "test" for t in timestamps]
 
 
 def make_windows(targets: list[int], max_len: int) -> list[tuple[int, int, list[int]]]:
@@ -200,7 +198,5 @@ def time_cuts(split: SplitConfig, timestamps) -> beam.PCollection | None:
         return {"valid_start": int(valid), "test_start": int(max(valid, test))}
 
     return (
-        timestamps
-        | "Quantiles" >> beam.ApproximateQuantiles.Globally(1001)
-        | "ToCuts" >> beam.Map(to_cuts)
+        timestamps | "Quantiles" >> beam.ApproximateQuantiles.Globally(1001) | "ToCuts" >> beam.Map(to_cuts)
     )

@@ -146,9 +146,7 @@ class ValidateEvents(beam.PTransform):
         self._known_items = known_items
 
     def expand(self, rows):
-        known = (
-            beam.pvalue.AsSingleton(self._known_items) if self._known_items is not None else None
-        )
+        known = beam.pvalue.AsSingleton(self._known_items) if self._known_items is not None else None
         return rows | "Validate" >> beam.ParDo(_ValidateFn(), known).with_outputs(
             DEAD_LETTER_TAG, main="events"
         )

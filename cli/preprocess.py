@@ -1,0 +1,168 @@
+"""`ntr preprocess`: raw events + items -> WORKDIR/data/ with the Beam pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from ntr.pipelines.config import SPLIT_MODES, PreprocessConfig, SplitConfig
+from ntr.pipelines.events import LabelConfig
+from ntr.pipelines.io import write_jsonl
+from ntr.pipelines.pipeline import run_preprocess
+from ntr.pipelines.readers import SOURCES, read_dataset
+
+HELP = (
+    "Validate, label, split and window raw events into TFRecords (Apache Beam). Unknown flags "
+    "(e.g. --runner=FlinkRunner, --direct_num_workers=2) are passed to Beam."
+)
+ACCEPTS_BEAM_ARGS = True
+_LABEL, _SPLIT = LabelConfig(), SplitConfig()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--source",
+        default="raw",
+        choices=("raw",) + SOURCES,
+        help="raw: canonical files in WORKDIR/raw (or --events/--items); ml100k / kuairand: "
+        "convert the dataset at --data into WORKDIR/raw first",
+    )
+    parser.add_argument("--data", help="dataset folder or file for --source ml100k / kuairand")
+    parser.add_argument("--events", help="events file/glob (default WORKDIR/raw/events.jsonl)")
+    parser.add_argument("--items", help="item catalogue (default WORKDIR/raw/items.jsonl if present)")
+    parser.add_argument("--split-mode", default=_SPLIT.mode, choices=SPLIT_MODES, help="how to split")
+    parser.add_argument(
+        "--holdout-events",
+        type=int,
+        default=_SPLIT.holdout_events,
+        help="last_events: per-user valid and test events",
+    )
+    parser.add_argument(
+        "--min-train-events",
+        type=int,
+        default=_SPLIT.min_train_events,
+        help="last_events: train events a user keeps at least",
+    )
+    parser.add_argument("--valid-start", type=int, help="global_time: first valid timestamp (unix s)")
+    parser.add_argument("--test-start", type=int, help="global_time: first test timestamp (unix s)")
+    parser.add_argument(
+        "--valid-quantile",
+        type=float,
+        default=_SPLIT.valid_quantile,
+        help="global_time: valid cut quantile when --valid-start is not given",
+    )
+    parser.add_argument(
+        "--test-quantile",
+        type=float,
+        default=_SPLIT.test_quantile,
+        help="global_time: test cut quantile when --test-start is not given",
+    )
+    parser.add_argument("--max-len", type=int, default=50, help="events per sequence window")
+    parser.add_argument(
+        "--skip-ms", type=int, default=_LABEL.skip_ms, help="a view watched less than this is a skip"
+    )
+    parser.add_argument(
+        "--skip-ratio",
+        type=float,
+        default=_LABEL.skip_ratio,
+        help="a view watched less than this share is a skip",
+    )
+    parser.add_argument(
+        "--positive-ratio",
+        type=float,
+        default=_LABEL.positive_ratio,
+        help="a view watched at least this share is positive",
+    )
+    parser.add_argument(
+        "--positive-ms",
+        type=int,
+        default=_LABEL.positive_ms,
+        help="positive watch time when duration is unknown",
+    )
+    parser.add_argument(
+        "--no-fill-implied-reasons",
+        action="store_true",
+        help="keep reason empty on not_interested/hide_creator/report",
+    )
+    parser.add_argument(
+        "--num-shards", type=int, default=0, help="output shards per split (0: runner decides)"
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
+    raw = os.path.join(args.workdir, "raw")
+    items = args.items
+    if items is None and os.path.exists(os.path.join(raw, "items.jsonl")):
+        items = os.path.join(raw, "items.jsonl")
+    return PreprocessConfig(
+        events_path=args.events or os.path.join(raw, "events.jsonl"),
+        items_path=items or "",
+        output_dir=os.path.join(args.workdir, "data"),
+        label=LabelConfig(
+            skip_ms=args.skip_ms,
+            skip_ratio=args.skip_ratio,
+            positive_ratio=args.positive_ratio,
+            positive_ms=args.positive_ms,
+        ),
+        split=SplitConfig(
+            mode=args.split_mode,
+            holdout_events=args.holdout_events,
+            min_train_events=args.min_train_events,
+            valid_start=args.valid_start,
+            test_start=args.test_start,
+            valid_quantile=args.valid_quantile,
+            test_quantile=args.test_quantile,
+        ),
+        max_len=args.max_len,
+        fill_implied_reasons=not args.no_fill_implied_reasons,
+        num_shards=args.num_shards,
+    )
+
+
+def convert_dataset(args: argparse.Namespace, label: LabelConfig) -> None:
+    """Writes a public dataset as canonical WORKDIR/raw/events.jsonl + items.jsonl."""
+    if not args.data:
+        raise ValueError(f"--source {args.source} needs --data PATH (e.g. ../shared/datasets/...).")
+    events, items = read_dataset(args.source, args.data, label)
+    raw = os.path.join(args.workdir, "raw")
+    os.makedirs(raw, exist_ok=True)
+    write_jsonl(os.path.join(raw, "events.jsonl"), events)
+    write_jsonl(os.path.join(raw, "items.jsonl"), items)
+    print(f"converted {args.source}: {len(events)} events, {len(items)} items -> {raw}/")
+
+
+def print_stats(stats: dict, data_dir: str) -> None:
+    n = max(stats["rows_out"], 1)
+    print(
+        f"pipeline: rows_in={stats['rows_in']} rows_out={stats['rows_out']} "
+        f"rows_dead_letter={stats['rows_dead_letter']} (reconciled: {stats['reconciled']})"
+    )
+    if stats.get("dead_letter"):
+        print(f"  dead letters by kind: {stats['dead_letter']}")
+    rates = "  ".join(f"{k} {v} ({100 * v / n:.2f}%)" for k, v in stats["labels"].items())
+    print(f"  labels: {rates}")
+    print(f"  users {stats['users']}, sequences per split {stats['splits']}")
+    print(f"  {stats['seconds']:.1f}s, {stats['events_per_second']:.0f} events/s")
+    print(f"  wrote {data_dir}/ (train/valid/test-*.tfrecord.gz, items, vocab/, item_counts.tsv, stats.json)")
+
+
+def run(args: argparse.Namespace, extra: list[str]) -> int:
+    config = config_from_args(args)
+    if args.source != "raw":
+        convert_dataset(args, config.label)
+    runner = next((a for a in extra if a.startswith("--runner")), "--runner=DirectRunner")
+    print(f"running the Beam pipeline ({runner.split('=')[-1]}) on {config.events_path} ...", flush=True)
+    stats = run_preprocess(config, extra)
+    print_stats(stats, config.output_dir)
+    return 0
+
+
+def build_defaults(workdir: str, **overrides) -> argparse.Namespace:
+    """The args `ntr preprocess --workdir WORKDIR` would get, with `overrides` applied."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--workdir")
+    add_arguments(parser)
+    args = parser.parse_args(["--workdir", workdir])
+    for name, value in overrides.items():
+        setattr(args, name, value)
+    return args

@@ -1,0 +1,159 @@
+"""tf.data readers for the pipeline's TFRecords (schema in `ntr.pipelines.encode`).
+
+Token ids, one convention for every vocabulary: 0 = padding (and "no reason"), 1 = out of
+vocabulary, and the token on line i (0-based) of `vocab/<name>.txt` gets id i + 2.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+from ntr.pipelines.encode import BYTES_FEATURES, INT_FEATURES, MISSING_INT
+from ntr.retrieval.tf_env import tf
+
+PAD_ID = 0
+OOV_ID = 1
+NUM_RESERVED = 2
+
+
+def load_vocab(data_dir: str, name: str) -> list[str]:
+    """The tokens of `data_dir/vocab/<name>.txt`, in id order (id = index + NUM_RESERVED)."""
+    path = os.path.join(data_dir, "vocab", f"{name}.txt")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} is missing: run `ntr preprocess` to build {data_dir}.")
+    with open(path, encoding="utf-8") as handle:
+        return [line.rstrip("\n") for line in handle if line.rstrip("\n")]
+
+
+def lookup_table(tokens: list[str]) -> tf.lookup.StaticHashTable:
+    """String -> id table with the module's convention; "" maps to PAD_ID."""
+    keys = tf.constant([""] + tokens)
+    values = tf.constant([PAD_ID] + list(range(NUM_RESERVED, NUM_RESERVED + len(tokens))), tf.int64)
+    return tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, values), OOV_ID)
+
+
+_SEQUENCE_SPEC = {
+    **{name: tf.io.FixedLenSequenceFeature([], tf.string) for name in BYTES_FEATURES},
+    **{name: tf.io.FixedLenSequenceFeature([], tf.int64) for name in INT_FEATURES},
+}
+_CONTEXT_SPEC = {
+    "user_id": tf.io.FixedLenFeature([], tf.string),
+    "split": tf.io.FixedLenFeature([], tf.string),
+}
+# Padding values per output feature; `label` pads with -1 so padding is never a NEUTRAL event.
+_PAD_VALUES = {
+    "item": PAD_ID,
+    "action": PAD_ID,
+    "reason": PAD_ID,
+    "label": -1,
+    "timestamp": 0,
+    "watch_ms": MISSING_INT,
+    "duration_ms": MISSING_INT,
+    "is_target": 0,
+}
+
+
+def split_files(data_dir: str, split: str) -> list[str]:
+    """The sorted TFRecord shards of one split, with an error naming what to run if none."""
+    files = sorted(glob.glob(os.path.join(data_dir, f"{split}-*.tfrecord.gz")))
+    if not files:
+        raise FileNotFoundError(
+            f"No {split}-*.tfrecord.gz in {data_dir}: run `ntr preprocess --workdir ...` first."
+        )
+    return files
+
+
+def sequence_dataset(
+    data_dir: str,
+    split: str,
+    batch_size: int,
+    max_len: int,
+    shuffle: bool = False,
+    seed: int = 0,
+    keep_strings: bool = False,
+) -> tf.data.Dataset:
+    """Padded batches of sequence windows.
+
+    Args:
+      data_dir: WORKDIR/data.
+      split: `train`, `valid` or `test`.
+      batch_size: windows per batch (the last batch may be smaller).
+      max_len: padded length; must be >= the pipeline's max_len (longer windows are an error).
+      shuffle: shuffle windows (with `seed`) before batching.
+      seed: shuffle seed.
+      keep_strings: also return `item_id`, `action_name`, `reason_name` strings.
+
+    Returns:
+      A dataset of dicts: `user_id` [batch] string; `item`, `action`, `reason`, `label`,
+      `is_target` [batch, max_len] int32; `timestamp`, `watch_ms`, `duration_ms`
+      [batch, max_len] int64; `mask` [batch, max_len] bool (True on real events). Events are
+      left-aligned and in time order.
+    """
+    tables = {name: lookup_table(load_vocab(data_dir, name)) for name in ("items", "actions", "reasons")}
+
+    def parse(record):
+        context, lists = tf.io.parse_single_sequence_example(
+            record, context_features=_CONTEXT_SPEC, sequence_features=_SEQUENCE_SPEC
+        )
+        length = tf.shape(lists["item_id"])[0]
+        tf.debugging.assert_less_equal(
+            length, max_len, message="window longer than max_len: pass the pipeline's max_len"
+        )
+        out = {
+            "user_id": context["user_id"],
+            "item": tf.cast(tables["items"].lookup(lists["item_id"]), tf.int32),
+            "action": tf.cast(tables["actions"].lookup(lists["action"]), tf.int32),
+            "reason": tf.cast(tables["reasons"].lookup(lists["reason"]), tf.int32),
+            "label": tf.cast(lists["label"], tf.int32),
+            "is_target": tf.cast(lists["is_target"], tf.int32),
+            "timestamp": lists["timestamp"],
+            "watch_ms": lists["watch_ms"],
+            "duration_ms": lists["duration_ms"],
+        }
+        if keep_strings:
+            out.update(item_id=lists["item_id"], action_name=lists["action"], reason_name=lists["reason"])
+        return out
+
+    dataset = tf.data.TFRecordDataset(split_files(data_dir, split), compression_type="GZIP")
+    if shuffle:
+        dataset = dataset.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    shapes = {name: [max_len] for name in _PAD_VALUES}
+    pads = {
+        name: tf.constant(v, tf.int64 if name in ("timestamp", "watch_ms", "duration_ms") else tf.int32)
+        for name, v in _PAD_VALUES.items()
+    }
+    shapes["user_id"], pads["user_id"] = [], tf.constant("")
+    if keep_strings:
+        for name in ("item_id", "action_name", "reason_name"):
+            shapes[name], pads[name] = [max_len], tf.constant("")
+    dataset = dataset.padded_batch(batch_size, padded_shapes=shapes, padding_values=pads)
+    dataset = dataset.map(lambda b: dict(b, mask=b["label"] >= 0))
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def load_items(data_dir: str) -> list[dict]:
+    """The item table (items.tfrecord.gz) as canonical item dicts, in file order."""
+    spec = {
+        "item_id": tf.io.FixedLenFeature([], tf.string),
+        "creator_id": tf.io.FixedLenFeature([], tf.string),
+        "categories": tf.io.VarLenFeature(tf.string),
+        "duration_ms": tf.io.FixedLenFeature([], tf.int64),
+        "text": tf.io.FixedLenFeature([], tf.string),
+    }
+    path = os.path.join(data_dir, "items.tfrecord.gz")
+    items = []
+    for record in tf.data.TFRecordDataset([path], compression_type="GZIP"):
+        parsed = tf.io.parse_single_example(record, spec)
+        duration = int(parsed["duration_ms"])
+        items.append(
+            {
+                "item_id": parsed["item_id"].numpy().decode(),
+                "creator_id": parsed["creator_id"].numpy().decode(),
+                "categories": [c.decode() for c in parsed["categories"].values.numpy()],
+                "duration_ms": None if duration == MISSING_INT else duration,
+                "text": parsed["text"].numpy().decode(),
+            }
+        )
+    return items

@@ -1,0 +1,388 @@
+"""The synthetic world: users with hidden tastes and dislike triggers, watching a feed.
+
+Every simulated exposure yields a watch time and one action from the DESIGN vocabulary (the
+strongest of what the user did). Explicit negatives carry their *true* reason; views whose
+watch falls under the skip rule are implicit negatives. All randomness comes from one
+`np.random.Generator` seeded from `WorldConfig.seed`, so a seed fixes the logs exactly.
+
+Besides the canonical columns, each event has `true_reason`: the hidden cause of a negative
+(explicit or skip), `null` otherwise. Readers and the pipeline ignore it; it is the ground truth
+the reason model (and its benchmark) is measured against.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import numpy as np
+
+from ntr.pipelines.events import LabelConfig, is_skip, label_event
+from ntr.simulation.catalogue import Catalogue, generate_catalogue, load_kuairand_catalogue
+from ntr.simulation.policies import make_policy
+
+# Explicit feedback triggers in priority order; index = reason code below.
+TRIGGERS = ("offensive", "creator", "topic", "quality", "repetitive")
+_UNKNOWN = len(TRIGGERS)
+_TRUE_REASONS = TRIGGERS + ("unknown",)
+# Action chosen for each trigger: (action when reported through a dedicated button, its share).
+_DEDICATED = {
+    "offensive": ("report", 0.3),
+    "creator": ("hide_creator", 0.4),
+    "topic": ("not_interested", 0.5),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class WorldConfig:
+    """Sizes and behaviour of the synthetic world.
+
+    Attributes:
+      seed: the only source of randomness.
+      n_users, n_items, n_creators, n_categories: sizes (a real catalogue fixes the items).
+      events_per_user: mean exposures per user (log-normal, at least `min_events_per_user`).
+      min_events_per_user: the fewest exposures a user has.
+      session_events: mean exposures per session (sessions are separated by hours).
+      start_ts: unix seconds of the first possible event.
+      days: length of the period users start in.
+      policy: logging policy name (`mix`, `popularity`, `random`).
+      trigger_rate: scales every explicit-feedback probability (1.0 gives ~1.5% explicit).
+      clickbait_share: share of items with hidden low quality.
+      offensive_share: share of offensive items.
+      reason_given_share: share of explicit negatives whose `reason` is filled in (the rest
+        have `reason` null; `true_reason` is always there).
+      catalogue_path: a KuaiRand-Pure metadata folder to take real items from, or "".
+      skip_rule: the skip rule, used to report the skip rate and the true reason of skips
+        (the pipeline applies its own, by default the same).
+    """
+
+    seed: int = 0
+    n_users: int = 2000
+    n_items: int = 5000
+    n_creators: int = 400
+    n_categories: int = 24
+    events_per_user: float = 115.0
+    min_events_per_user: int = 30
+    session_events: float = 12.0
+    start_ts: int = 1_700_000_000
+    days: int = 30
+    policy: str = "mix"
+    trigger_rate: float = 1.0
+    clickbait_share: float = 0.08
+    offensive_share: float = 0.02
+    reason_given_share: float = 1.0
+    catalogue_path: str = ""
+    skip_rule: LabelConfig = dataclasses.field(default_factory=LabelConfig)
+
+    def __post_init__(self):
+        if min(self.n_users, self.n_items, self.n_creators, self.n_categories) < 1:
+            raise ValueError("n_users, n_items, n_creators and n_categories must be >= 1.")
+        if self.events_per_user < 1 or self.min_events_per_user < 1:
+            raise ValueError("events_per_user and min_events_per_user must be >= 1.")
+        if not 0.0 <= self.reason_given_share <= 1.0:
+            raise ValueError("reason_given_share must be in [0, 1].")
+
+
+# Named sizes for `ntr generate --scale`; explicit flags override them.
+SCALES = {
+    "tiny": dict(n_users=60, n_items=300, n_creators=40, n_categories=8, events_per_user=40.0, min_events_per_user=25),
+    "default": {},
+    "large": dict(n_users=100_000, n_items=20_000, n_creators=2_000, events_per_user=10.5, min_events_per_user=4),
+}  # fmt: skip
+
+
+def scaled_config(scale: str, **overrides) -> WorldConfig:
+    """The WorldConfig of a named scale with explicit `overrides` applied."""
+    if scale not in SCALES:
+        raise ValueError(f"Unknown scale {scale!r}: choose one of {sorted(SCALES)}.")
+    return WorldConfig(**{**SCALES[scale], **overrides})
+
+
+@dataclasses.dataclass
+class Users:
+    """Hidden user state. Arrays are `[n_users, ...]`."""
+
+    cat_affinity: np.ndarray  # [n_users, n_categories] taste per category
+    hated_cat: np.ndarray  # [n_users, n_categories] bool, topic-dislike triggers
+    fav_creators: np.ndarray  # [n_users, 4]
+    hated_creators: np.ndarray  # [n_users, 3] creator-dislike triggers
+    quality_sens: np.ndarray  # [n_users]
+    offensive_sens: np.ndarray  # [n_users]
+    repetition_tolerance: np.ndarray  # [n_users] same-category shows in the last 10 tolerated
+    feedback: np.ndarray  # [n_users] propensity to press buttons at all
+    like_prop: np.ndarray  # [n_users]
+    patience: np.ndarray  # [n_users] utility offset of watching
+    n_events: np.ndarray  # [n_users]
+
+
+def make_users(rng: np.random.Generator, config: WorldConfig, cat: Catalogue) -> Users:
+    n, c = config.n_users, cat.n_categories
+    cat_pop = np.bincount(cat.categories[:, 0], weights=cat.popularity, minlength=c) + 1e-9
+    affinity = rng.normal(-0.6, 0.4, (n, c))
+    hated = np.zeros((n, c), dtype=bool)
+    for u in range(n):  # a few draws per user; cheap even at 10^5 users
+        liked = rng.choice(c, size=min(c, rng.integers(2, 5)), replace=False, p=cat_pop / cat_pop.sum())
+        affinity[u, liked] = rng.uniform(0.8, 1.8, len(liked))
+        others = np.setdiff1d(np.arange(c), liked)
+        if len(others):
+            h = rng.choice(others, size=min(len(others), rng.integers(1, 3)), replace=False)
+            hated[u, h] = True
+            affinity[u, h] = -2.0
+    pop_cdf = np.cumsum(cat.popularity)
+
+    def popular_creators(k):
+        items = np.minimum(np.searchsorted(pop_cdf, rng.random((n, k))), cat.n_items - 1)
+        return cat.creator[items]
+
+    n_events = np.maximum(
+        config.min_events_per_user,
+        rng.lognormal(np.log(config.events_per_user) - 0.125, 0.5, n).astype(np.int64),
+    )
+    return Users(
+        cat_affinity=affinity,
+        hated_cat=hated,
+        fav_creators=popular_creators(4),
+        hated_creators=popular_creators(3),
+        quality_sens=rng.beta(2.0, 2.0, n),
+        offensive_sens=rng.beta(2.0, 3.0, n),
+        repetition_tolerance=rng.integers(4, 8, n),
+        feedback=rng.lognormal(0.0, 0.8, n),
+        like_prop=rng.beta(2.0, 8.0, n),
+        patience=rng.normal(0.0, 0.3, n),
+        n_events=n_events,
+    )
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+@dataclasses.dataclass
+class WorldLog:
+    """Generated events as columns ([n_events] each), plus the world that made them."""
+
+    user: np.ndarray
+    item: np.ndarray
+    timestamp: np.ndarray
+    action: np.ndarray  # action names
+    watch_ms: np.ndarray
+    reason: np.ndarray  # reason names or "" for none
+    true_reason: np.ndarray  # hidden cause of negatives, "" otherwise
+    label: np.ndarray  # Label names by the config's skip rule
+    catalogue: Catalogue
+    config: WorldConfig
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+    def event_rows(self):
+        """Canonical event dicts (+ `true_reason`) in generation order."""
+        cat = self.catalogue
+        for k in range(len(self)):
+            item = self.item[k]
+            yield {
+                "user_id": f"u{self.user[k]}",
+                "item_id": str(cat.item_ids[item]),
+                "timestamp": int(self.timestamp[k]),
+                "action": str(self.action[k]),
+                "watch_ms": int(self.watch_ms[k]),
+                "duration_ms": int(cat.duration_ms[item]),
+                "reason": str(self.reason[k]) or None,
+                "true_reason": str(self.true_reason[k]) or None,
+            }
+
+    def summary(self) -> dict:
+        """Counts and rates of actions, labels and reasons (what `ntr generate` reports)."""
+        n = len(self)
+        labels = Counter(self.label.tolist())
+        return {
+            "users": int(self.config.n_users),
+            "items": int(self.catalogue.n_items),
+            "creators": int(self.catalogue.n_creators),
+            "categories": int(self.catalogue.n_categories),
+            "events": n,
+            "actions": dict(sorted(Counter(self.action.tolist()).items())),
+            "labels": dict(sorted(labels.items())),
+            "explicit_negative_rate": labels["EXPLICIT_NEGATIVE"] / max(n, 1),
+            "skip_rate": labels["IMPLICIT_NEGATIVE"] / max(n, 1),
+            "positive_rate": labels["POSITIVE"] / max(n, 1),
+            "reasons": dict(sorted(Counter(r for r in self.reason.tolist() if r).items())),
+            "true_reasons_of_skips": dict(
+                sorted(Counter(self.true_reason[self.label == "IMPLICIT_NEGATIVE"].tolist()).items())
+            ),
+        }
+
+
+def simulate(config: WorldConfig, progress: Callable[[int, int], None] | None = None) -> WorldLog:
+    """Runs the world: every user watches the policy's feed for their number of exposures.
+
+    Users move in lock step (one exposure per active user per step), so each step is a few
+    vectorised numpy operations over all active users.
+
+    Args:
+      config: the world.
+      progress: called as `progress(step, steps)` after each step.
+
+    Returns:
+      The generated log.
+    """
+    rng = np.random.default_rng(config.seed)
+    if config.catalogue_path:
+        cat = load_kuairand_catalogue(
+            config.catalogue_path, rng, config.clickbait_share, config.offensive_share
+        )
+    else:
+        cat = generate_catalogue(
+            rng,
+            config.n_items,
+            config.n_creators,
+            config.n_categories,
+            config.clickbait_share,
+            config.offensive_share,
+        )
+    users = make_users(rng, config, cat)
+    policy = make_policy(config.policy, cat, config.n_users)
+    n = config.n_users
+    total = int(users.n_events.sum())
+    out = {
+        "user": np.empty(total, np.int64),
+        "item": np.empty(total, np.int64),
+        "timestamp": np.empty(total, np.int64),
+        "action": np.empty(total, object),
+        "watch_ms": np.empty(total, np.int64),
+        "reason": np.empty(total, object),
+        "true_reason": np.empty(total, object),
+        "label": np.empty(total, object),
+    }
+    clock = config.start_ts + rng.integers(0, config.days * 86_400, n)
+    seen = np.full((n, 20), -1, np.int64)  # recently shown items, ring buffer
+    recent_cats = np.full((n, 10), -1, np.int64)  # primary categories of the last 10 shown
+    reason_names = np.array(_TRUE_REASONS + ("",), dtype=object)
+    steps, cursor = int(users.n_events.max()), 0
+    for step in range(steps):
+        active = np.flatnonzero(users.n_events > step)
+        items = policy.recommend(active, seen[active], rng)
+        m = len(active)
+        cats = cat.categories[items]
+        creator = cat.creator[items]
+        # Taste: primary category fully, secondary half.
+        aff = users.cat_affinity[active]
+        cat_term = np.take_along_axis(aff, cats[:, :1], 1)[:, 0]
+        cat_term += np.where(
+            cats[:, 1] >= 0, 0.5 * np.take_along_axis(aff, np.maximum(cats[:, 1:], 0), 1)[:, 0], 0.0
+        )
+        fav = (users.fav_creators[active] == creator[:, None]).any(1)
+        hated_creator = (users.hated_creators[active] == creator[:, None]).any(1)
+        hated_topic = np.take_along_axis(users.hated_cat[active], cats[:, :1], 1)[:, 0]
+        repeats = (recent_cats[active] == cats[:, :1]).sum(1)
+        excess = np.maximum(0, repeats - users.repetition_tolerance[active])
+        already = (seen[active] == items[:, None]).any(1)
+        offensive = cat.offensive[items] & (rng.random(m) < users.offensive_sens[active])
+        parts = np.stack(  # negative utility components, in TRIGGERS order
+            [
+                -2.0 * offensive,
+                -3.0 * hated_creator,
+                np.minimum(cat_term, 0.0),
+                0.5 * np.minimum(cat.quality[items], 0.0) * users.quality_sens[active],
+                -0.6 * excess - 1.0 * already,
+            ],
+            axis=1,
+        )
+        utility = (
+            np.maximum(cat_term, 0.0)
+            + 1.2 * fav
+            + 0.3 * cat.quality[items]
+            + parts.sum(1)
+            + rng.normal(0.0, 0.6, m)
+        )
+        ratio = _sigmoid(2.0 * (utility - users.patience[active]) + 0.8)
+        ratio *= 1.0 + (utility > 1.2) * rng.random(m) * 0.8  # loved items get replayed
+        duration = cat.duration_ms[items]
+        watch = (ratio * duration).astype(np.int64)
+
+        # Explicit feedback: each trigger fires with its probability; the first one wins.
+        press = config.trigger_rate * users.feedback[active]
+        fired = np.stack(
+            [
+                offensive & (rng.random(m) < 0.35 * press),
+                hated_creator & (rng.random(m) < 0.12 * press),
+                hated_topic & (rng.random(m) < 0.08 * press),
+                cat.clickbait[items] & (rng.random(m) < 0.10 * users.quality_sens[active] * press),
+                (excess > 0) & (rng.random(m) < 0.003 * excess * press),
+            ],
+            axis=1,
+        )
+        explicit = fired.any(1)
+        trigger = np.where(explicit, fired.argmax(1), _UNKNOWN)
+        watch = np.where(explicit, (duration * rng.uniform(0.02, 0.3, m)).astype(np.int64), watch)
+
+        skip = np.array([is_skip(int(w), int(d), config.skip_rule) for w, d in zip(watch, duration)])
+        worst = parts.argmin(1)
+        skip_cause = np.where(parts[np.arange(m), worst] < -0.5, worst, _UNKNOWN)
+
+        like = rng.random(m) < users.like_prop[active] * _sigmoid(2.0 * utility - 1.0)
+        share = rng.random(m) < 0.02 * _sigmoid(utility)
+        follow = rng.random(m) < np.where(fav, 0.03, 0.002)
+        action = np.where(
+            follow,
+            "follow",
+            np.where(share, "share", np.where(like, "like", np.where(ratio >= 0.9, "complete", "view"))),
+        ).astype(object)
+        action[skip & ~explicit] = "view"
+        for t, name in enumerate(TRIGGERS):
+            chosen = explicit & (trigger == t)
+            dedicated, share_of = _DEDICATED.get(name, ("dislike", 0.0))
+            action[chosen] = np.where(rng.random(chosen.sum()) < share_of, dedicated, "dislike")
+        given = explicit & (rng.random(m) < config.reason_given_share)
+        # The pipeline's own labelling, so reported rates are the ones preprocessing will see.
+        label = np.array(
+            [
+                label_event(a, int(w), int(d), config.skip_rule)[0].name
+                for a, w, d in zip(action, watch, duration)
+            ],
+            dtype=object,
+        )
+        true_reason = np.where(explicit, trigger, np.where(skip, skip_cause, len(_TRUE_REASONS)))
+
+        sl = slice(cursor, cursor + m)
+        out["user"][sl], out["item"][sl], out["timestamp"][sl] = active, items, clock[active]
+        out["action"][sl], out["watch_ms"][sl], out["label"][sl] = action, watch, label
+        out["reason"][sl] = np.where(given, reason_names[trigger], "")
+        out["true_reason"][sl] = reason_names[true_reason]
+        cursor += m
+
+        policy.observe(active, items, label)
+        seen[active, step % seen.shape[1]] = items
+        recent_cats[active, step % recent_cats.shape[1]] = cats[:, 0]
+        # Next exposure: after this watch and a short gap, or after a session break of hours.
+        gap = 1 + watch // 1000 + rng.integers(1, 5, m)
+        new_session = rng.random(m) < 1.0 / config.session_events
+        gap += new_session * rng.exponential(8 * 3600, m).astype(np.int64)
+        clock[active] += gap
+        if progress is not None:
+            progress(step + 1, steps)
+    assert cursor == total
+    return WorldLog(catalogue=cat, config=config, **out)
+
+
+def write_world(log: WorldLog, raw_dir: str) -> dict:
+    """Writes raw/events.jsonl, raw/items.jsonl and raw/world.json (config + summary).
+
+    Returns:
+      The summary dict (also in world.json).
+    """
+    from ntr.pipelines.io import write_jsonl
+
+    os.makedirs(raw_dir, exist_ok=True)
+    start = time.perf_counter()
+    n_events = write_jsonl(os.path.join(raw_dir, "events.jsonl"), log.event_rows())
+    n_items = write_jsonl(os.path.join(raw_dir, "items.jsonl"), log.catalogue.item_rows())
+    summary = dict(log.summary(), write_seconds=round(time.perf_counter() - start, 3))
+    assert n_events == summary["events"] and n_items == summary["items"]
+    with open(os.path.join(raw_dir, "world.json"), "w", encoding="utf-8") as handle:
+        json.dump({"config": dataclasses.asdict(log.config), "summary": summary}, handle, indent=2)
+    return summary
