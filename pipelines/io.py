@@ -48,7 +48,7 @@ def parse_csv_line(line: str, header: list[str]) -> dict:
     values = next(csv.reader([line]), [])
     if len(values) != len(header):
         return {"_malformed": line, "_error": f"expected {len(header)} columns, got {len(values)}"}
-    return dict(zip(header, values))
+    return dict(zip(header, values, strict=True))
 
 
 class ReadRows(beam.PTransform):

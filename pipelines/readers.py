@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import os
+
 from ntr.pipelines.events import LabelConfig, is_skip
 
 ML100K_RATINGS, ML100K_ITEMS, ML100K_GENRES = "u.data", "u.item", "u.genre"
@@ -50,7 +51,7 @@ def read_movielens(path: str) -> tuple[list[dict], list[dict]]:
                     f"{ML100K_ITEMS} line {number} has {len(fields)} fields, expected "
                     f"{5 + len(genres)}: is this MovieLens 100K's u.item?"
                 )
-            cats = [g for g, flag in zip(genres, fields[5:]) if flag == "1"]
+            cats = [g for g, flag in zip(genres, fields[5:], strict=True) if flag == "1"]
             items.append(
                 {
                     "item_id": fields[0],

@@ -101,7 +101,7 @@ def build_user_sequences(
 
     splits = assign_splits([e["timestamp"] for e in kept], config.split, cuts)
     summary = collections.Counter({"rows_out": len(kept), "users": 1})
-    for event, split in zip(kept, splits):
+    for event, split in zip(kept, splits, strict=True):
         summary[f"labels.{event['label']}"] += 1
         summary[f"actions.{event['action']}"] += 1
         summary[f"reasons.{event['reason'] or 'none'}"] += 1

@@ -89,10 +89,14 @@ class WorldConfig:
 
 # Named sizes for `ntr generate --scale`; explicit flags override them.
 SCALES = {
-    "tiny": dict(n_users=60, n_items=300, n_creators=40, n_categories=8, events_per_user=40.0, min_events_per_user=25),
+    "tiny": dict(
+        n_users=60, n_items=300, n_creators=40, n_categories=8, events_per_user=40.0, min_events_per_user=25
+    ),
     "default": {},
-    "large": dict(n_users=100_000, n_items=20_000, n_creators=2_000, events_per_user=10.5, min_events_per_user=4),
-}  # fmt: skip
+    "large": dict(
+        n_users=100_000, n_items=20_000, n_creators=2_000, events_per_user=10.5, min_events_per_user=4
+    ),
+}
 
 
 def scaled_config(scale: str, **overrides) -> WorldConfig:
@@ -320,7 +324,9 @@ def simulate(config: WorldConfig, progress: Callable[[int, int], None] | None = 
         trigger = np.where(explicit, fired.argmax(1), _UNKNOWN)
         watch = np.where(explicit, (duration * rng.uniform(0.02, 0.3, m)).astype(np.int64), watch)
 
-        skip = np.array([is_skip(int(w), int(d), config.skip_rule) for w, d in zip(watch, duration)])
+        skip = np.array(
+            [is_skip(int(w), int(d), config.skip_rule) for w, d in zip(watch, duration, strict=True)]
+        )
         worst = parts.argmin(1)
         skip_cause = np.where(parts[np.arange(m), worst] < -0.5, worst, _UNKNOWN)
 
@@ -342,7 +348,7 @@ def simulate(config: WorldConfig, progress: Callable[[int, int], None] | None = 
         label = np.array(
             [
                 label_event(a, int(w), int(d), config.skip_rule)[0].name
-                for a, w, d in zip(action, watch, duration)
+                for a, w, d in zip(action, watch, duration, strict=True)
             ],
             dtype=object,
         )

@@ -1,0 +1,70 @@
+"""Validation: every dead-letter kind, as a pure function and as the ValidateEvents PTransform."""
+
+import apache_beam as beam
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from ntr.pipelines.validate import InvalidRow, ValidateEvents, parse_event, parse_json_line
+from tests.conftest import event
+
+GOOD = {"user_id": "u1", "item_id": "i1", "timestamp": 1_600_000_000, "action": "view", "watch_ms": 5000}
+
+
+def test_typed_and_string_rows_give_the_same_event():
+    as_strings = {"user_id": "u1", "item_id": "i1", "timestamp": "1600000000", "action": "view",
+                  "watch_ms": "5000", "duration_ms": "", "reason": "", "extra": "dropped"}  # fmt: skip
+    expected = event("u1", "i1", 1_600_000_000, "view", watch=5000)
+    assert parse_event(GOOD) == expected
+    assert parse_event(as_strings) == expected
+
+
+@pytest.mark.parametrize(
+    "change, kind",
+    [
+        ({"user_id": None}, "missing_field"),
+        ({"item_id": "  "}, "missing_field"),
+        ({"timestamp": "yesterday"}, "bad_timestamp"),
+        ({"timestamp": 1_600_000_000_000}, "bad_timestamp"),  # milliseconds
+        ({"timestamp": -5}, "bad_timestamp"),
+        ({"timestamp": 1.5}, "bad_timestamp"),
+        ({"action": "love"}, "unknown_action"),
+        ({"action": "dislike", "reason": "boring"}, "unknown_reason"),
+        ({"watch_ms": -1}, "negative_watch_time"),
+        ({"duration_ms": -10}, "negative_watch_time"),
+        ({"watch_ms": "lots"}, "bad_number"),
+        ({"item_id": "nope"}, "unknown_item"),
+    ],
+)
+def test_each_bad_kind(change, kind):
+    with pytest.raises(InvalidRow) as err:
+        parse_event(dict(GOOD, **change), known_items=frozenset({"i1"}))
+    assert err.value.kind == kind
+
+
+def test_malformed_json_is_marked_not_raised():
+    assert parse_json_line('{"a": 1}') == {"a": 1}
+    assert parse_json_line("{oops")["_error"].startswith("not valid JSON")
+    assert parse_json_line("[1, 2]")["_error"] == "a JSONL line must be an object"
+
+
+def test_validate_events_transform_splits_valid_and_dead():
+    rows = [
+        GOOD,
+        dict(GOOD, action="love"),
+        dict(GOOD, item_id="ghost"),
+        parse_json_line("{broken"),
+        dict(GOOD, user_id="u2", watch_ms=-3),
+    ]
+    with TestPipeline() as p:
+        known = p | "Known" >> beam.Create([frozenset({"i1"})])
+        out = p | beam.Create(rows) | ValidateEvents(known)
+        assert_that(
+            out.events, equal_to([event("u1", "i1", 1_600_000_000, "view", watch=5000)]), label="Valid"
+        )
+        kinds = out.dead_letter | beam.Map(lambda d: d["kind"])
+        assert_that(
+            kinds,
+            equal_to(["unknown_action", "unknown_item", "malformed_row", "negative_watch_time"]),
+            label="Dead",
+        )

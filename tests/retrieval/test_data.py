@@ -1,0 +1,77 @@
+"""TFRecord round trip: pipeline writes -> tf.data reads the same events in the same order."""
+
+import numpy as np
+
+from ntr.pipelines.config import PreprocessConfig, SplitConfig
+from ntr.pipelines.events import Label
+from ntr.pipelines.pipeline import run_preprocess
+from ntr.retrieval.data import NUM_RESERVED, PAD_ID, load_items, load_vocab, sequence_dataset
+from tests.conftest import event, write_jsonl
+
+ITEMS = [
+    {"item_id": f"i{k}", "creator_id": "c", "categories": ["x"], "duration_ms": 9000, "text": ""}
+    for k in range(5)
+]
+
+
+def test_round_trip(tmp_path):
+    rows = [
+        event("u1", "i3", 1_600_000_005, "like"),
+        event("u1", "i1", 1_600_000_001, "view", watch=1000, duration=9000),  # a skip
+        event("u1", "i2", 1_600_000_003, "dislike", reason="quality"),
+        event("u1", "i4", 1_600_000_004, "hide_creator"),
+        event("u1", "i0", 1_600_000_000, "view"),
+        event("u2", "i2", 1_600_000_000, "complete", watch=9000, duration=9000),
+        event("u2", "i0", 1_600_000_009, "share"),
+    ]
+    config = PreprocessConfig(
+        events_path=write_jsonl(tmp_path / "e.jsonl", rows),
+        items_path=write_jsonl(tmp_path / "i.jsonl", ITEMS),
+        output_dir=str(tmp_path / "data"),
+        split=SplitConfig(holdout_events=1, min_train_events=100),  # everything stays in train
+        max_len=8,
+    )
+    run_preprocess(config)
+    batches = list(sequence_dataset(config.output_dir, "train", batch_size=4, max_len=8, keep_strings=True))
+    assert len(batches) == 1
+    batch = {k: v.numpy() for k, v in batches[0].items()}
+    order = np.argsort(batch["user_id"])
+    assert [batch["user_id"][i].decode() for i in order] == ["u1", "u2"]
+    u1, u2 = order
+    n = batch["mask"][u1].sum()
+    assert n == 5 and batch["mask"][u2].sum() == 2
+    assert [x.decode() for x in batch["item_id"][u1][:n]] == ["i0", "i1", "i2", "i4", "i3"]
+    assert [x.decode() for x in batch["action_name"][u1][:n]] == [
+        "view",
+        "skip",
+        "dislike",
+        "hide_creator",
+        "like",
+    ]
+    assert [x.decode() for x in batch["reason_name"][u1][:n]] == ["", "", "quality", "creator", ""]
+    neg = Label.EXPLICIT_NEGATIVE
+    assert batch["label"][u1][:n].tolist() == [
+        Label.NEUTRAL,
+        Label.IMPLICIT_NEGATIVE,
+        neg,
+        neg,
+        Label.POSITIVE,
+    ]
+    assert batch["timestamp"][u1][:n].tolist() == [
+        1_600_000_000,
+        1_600_000_001,
+        1_600_000_003,
+        1_600_000_004,
+        1_600_000_005,
+    ]
+    assert batch["watch_ms"][u1][:n].tolist() == [-1, 1000, -1, -1, -1]
+    assert batch["is_target"][u1].tolist() == [0, 1, 1, 1, 1, 0, 0, 0]
+    # Ids follow the vocab convention, and padding is padding.
+    vocab = load_vocab(config.output_dir, "items")
+    assert batch["item"][u1][:n].tolist() == [vocab.index(f"i{k}") + NUM_RESERVED for k in (0, 1, 2, 4, 3)]
+    assert (batch["item"][u1][n:] == PAD_ID).all() and (batch["label"][u1][n:] == -1).all()
+    reasons = load_vocab(config.output_dir, "reasons")
+    assert (
+        batch["reason"][u1][2] == reasons.index("quality") + NUM_RESERVED and batch["reason"][u1][0] == PAD_ID
+    )
+    assert load_items(config.output_dir)[0] == ITEMS[0]
