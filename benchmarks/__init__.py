@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that measure quality and speed and write their table to BENCHMARKS.md."""
