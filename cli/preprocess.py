@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 
 from ntr.pipelines.config import SPLIT_MODES, PreprocessConfig, SplitConfig
@@ -128,6 +130,9 @@ def convert_dataset(args: argparse.Namespace, label: LabelConfig) -> None:
     os.makedirs(raw, exist_ok=True)
     write_jsonl(os.path.join(raw, "events.jsonl"), events)
     write_jsonl(os.path.join(raw, "items.jsonl"), items)
+    with open(os.path.join(raw, "source.json"), "w", encoding="utf-8") as handle:
+        json.dump({"source": args.source, "data": os.path.abspath(args.data), "events": len(events),
+                   "items": len(items), "label": dataclasses.asdict(label)}, handle, indent=2)  # fmt: skip
     print(f"converted {args.source}: {len(events)} events, {len(items)} items -> {raw}/")
 
 

@@ -164,7 +164,5 @@ class WriteStats(beam.PTransform):
 
     def expand(self, parts):
         return (
-            parts
-            | "Sum" >> beam.CombineGlobally(CountersSum())
-            | "Write" >> WriteJson(self._out, STATS_PART)
+            parts | "Sum" >> beam.CombineGlobally(CountersSum()) | "Write" >> WriteJson(self._out, STATS_PART)
         )

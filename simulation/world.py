@@ -381,6 +381,7 @@ def write_world(log: WorldLog, raw_dir: str) -> dict:
     Returns:
       The summary dict (also in world.json).
     """
+    # Imported here so that `import ntr.simulation.world` does not load Apache Beam.
     from ntr.pipelines.io import write_jsonl
 
     os.makedirs(raw_dir, exist_ok=True)

@@ -1,0 +1,87 @@
+"""ReadRows, ReadItems and ItemsFromEvents as PTransforms on literal fixture files."""
+
+import apache_beam as beam
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from ntr.pipelines.io import ReadRows, file_format, normalize_item
+from ntr.pipelines.items import ItemsFromEvents, ReadItems
+from tests.conftest import event, write_jsonl
+
+
+def test_read_rows_csv_marks_malformed_lines(tmp_path):
+    path = tmp_path / "e.csv"
+    path.write_text('user_id,item_id,action\nu1,i1,view\n"u2","i,2",like\nbroken line\n')
+    with TestPipeline() as p:
+        rows = p | ReadRows(str(path))
+        good = rows | "Good" >> beam.Filter(lambda r: "_malformed" not in r)
+        bad = rows | "Bad" >> beam.Filter(lambda r: "_malformed" in r) | beam.Map(lambda r: r["_malformed"])
+        expected = [
+            {"user_id": "u1", "item_id": "i1", "action": "view"},
+            {"user_id": "u2", "item_id": "i,2", "action": "like"},
+        ]
+        assert_that(good, equal_to(expected), label="Good")
+        assert_that(bad, equal_to(["broken line"]), label="Bad")
+
+
+def test_read_items_normalises_and_dead_letters(tmp_path):
+    path = write_jsonl(
+        tmp_path / "items.jsonl",
+        [
+            {"item_id": "a", "creator_id": "c1", "categories": "x|y", "duration_ms": "1000.0", "text": "t"},
+            {"item_id": "b", "categories": '["z"]'},
+            {"item_id": "b", "categories": ["other"]},  # duplicate id
+            {"creator_id": "c9"},  # no id
+        ],
+    )
+    with TestPipeline() as p:
+        items, dead = p | ReadItems(path)
+        assert_that(
+            items,
+            equal_to(
+                [
+                    {
+                        "item_id": "a",
+                        "creator_id": "c1",
+                        "categories": ["x", "y"],
+                        "duration_ms": 1000,
+                        "text": "t",
+                    },
+                    {
+                        "item_id": "b",
+                        "creator_id": "",
+                        "categories": ["other"],
+                        "duration_ms": None,
+                        "text": "",
+                    },
+                ]
+            ),
+            label="Items",
+        )
+        assert_that(
+            dead | beam.Map(lambda d: d["kind"]), equal_to(["duplicate_item", "bad_item"]), label="Dead"
+        )
+
+
+def test_items_from_events():
+    events = [event("u", "a", 1, duration=5000), event("u", "a", 2, duration=7000), event("u", "b", 3)]
+    with TestPipeline() as p:
+        items = p | beam.Create(events) | ItemsFromEvents()
+        assert_that(
+            items,
+            equal_to(
+                [
+                    {"item_id": "a", "creator_id": "", "categories": [], "duration_ms": 7000, "text": ""},
+                    {"item_id": "b", "creator_id": "", "categories": [], "duration_ms": None, "text": ""},
+                ]
+            ),
+        )
+
+
+def test_formats_and_item_errors():
+    assert file_format("x/events-*.jsonl.gz") == "jsonl" and file_format("e.parquet") == "parquet"
+    with pytest.raises(ValueError, match=".jsonl, .csv or .parquet"):
+        file_format("events.txt")
+    with pytest.raises(ValueError, match="without item_id"):
+        normalize_item({"text": "x"})
