@@ -16,7 +16,6 @@ import enum
 
 EVENT_COLUMNS = ("user_id", "item_id", "timestamp", "action", "watch_ms", "duration_ms", "reason")
 REQUIRED_COLUMNS = ("user_id", "item_id", "timestamp", "action")
-ITEM_COLUMNS = ("item_id", "creator_id", "categories", "duration_ms", "text")
 
 
 class Label(enum.IntEnum):

@@ -7,6 +7,7 @@ import glob
 import hashlib
 import json
 import os
+import shutil
 import time
 
 import apache_beam as beam
@@ -33,7 +34,6 @@ from ntr.pipelines.validate import DEAD_LETTER_TAG, ValidateEvents
 VOCABS = ("items", "creators", "categories", "reasons", "actions")
 _OUTPUT_GLOBS = (
     "beam-temp-*",
-    "vocab/beam-temp-*",
     "train-*",
     "valid-*",
     "test-*",
@@ -147,9 +147,13 @@ def run_preprocess(config: PreprocessConfig, beam_args: list[str] | None = None)
     out = config.output_dir
     os.makedirs(os.path.join(out, "vocab"), exist_ok=True)
     # Stale shards from an earlier run with another shard count would mix into this one.
+    # Beam's temp entries from a killed run are directories.
     for pattern in _OUTPUT_GLOBS:
         for path in glob.glob(os.path.join(out, pattern)):
-            os.remove(path)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
     for name, tokens in (("reasons", REASONS), ("actions", ACTIONS)):
         with open(os.path.join(out, "vocab", f"{name}.txt"), "w", encoding="utf-8") as handle:
             handle.write("".join(f"{t}\n" for t in tokens))

@@ -25,6 +25,8 @@ DEAD_LETTER_KINDS = (
     "negative_watch_time",
     "unknown_item",
     "duplicate_event",
+    "bad_item",
+    "duplicate_item",
 )
 
 

@@ -43,10 +43,13 @@ def test_tiny_demo_then_preprocess_again(tmp_path, capsys):
     world = json.loads((tmp_path / "w" / "raw" / "world.json").read_text())
     assert stats["rows_in"] == world["summary"]["events"] == stats["rows_out"]
     assert stats["labels"] == {k: world["summary"]["labels"].get(k, 0) for k in stats["labels"]}
-    # A re-run with other flags replaces the outputs rather than mixing with them.
+    # A re-run with other flags replaces the outputs rather than mixing with them, and clears
+    # what a killed run leaves behind (Beam temp directories).
+    (tmp_path / "w" / "data" / "beam-temp-train-killed").mkdir()
     assert main(["preprocess", "--workdir", workdir, "--split-mode", "global_time", "--num-shards", "2"]) == 0
     assert len(list((tmp_path / "w" / "data").glob("train-*-of-00002.tfrecord.gz"))) == 2
     assert not list((tmp_path / "w" / "data").glob("train-*-of-00001.tfrecord.gz"))
+    assert not list((tmp_path / "w" / "data").glob("beam-temp-*"))
 
 
 def test_errors_say_what_to_do(tmp_path, capsys):

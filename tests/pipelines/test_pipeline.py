@@ -11,6 +11,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 
 from ntr.pipelines.config import PreprocessConfig, SplitConfig
 from ntr.pipelines.pipeline import build_pipeline, run_preprocess
+from ntr.pipelines.validate import DEAD_LETTER_KINDS
 from tests.conftest import event, write_jsonl
 
 ITEMS = [
@@ -89,7 +90,7 @@ def test_pipeline_outputs_and_stats(tmp_path, fmt, malformed):
 
     dead = [json.loads(line) for f in glob.glob(f"{out}/dead_letter-*.jsonl") for line in open(f)]
     assert sorted(d["kind"] for d in dead) == sorted(k for k, n in expected_dead.items() for _ in range(n))
-    assert all(d["error"] for d in dead)
+    assert all(d["error"] for d in dead) and {d["kind"] for d in dead} <= set(DEAD_LETTER_KINDS)
     with open(f"{out}/vocab/items.txt") as f:
         assert f.read().split() == [f"i{k}" for k in range(6)]
     with open(f"{out}/vocab/creators.txt") as f:
