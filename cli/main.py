@@ -5,10 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ntr.cli import demo, generate, preprocess
+from ntr.cli import demo, evaluate, generate, preprocess, train
 
 # Command name -> module with `add_arguments(parser)`, `run(args, extra) -> int` and HELP.
-COMMANDS = {"generate": generate, "preprocess": preprocess, "demo": demo}
+COMMANDS = {
+    "generate": generate,
+    "preprocess": preprocess,
+    "train": train,
+    "evaluate": evaluate,
+    "demo": demo,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

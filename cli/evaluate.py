@@ -1,0 +1,75 @@
+"""`ntr evaluate`: full-corpus metrics of a trained variant -> WORKDIR/reports/evaluation-<variant>.json."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from ntr.retrieval.config import VARIANTS
+
+HELP = (
+    "Rank the whole catalogue for every test target (history filtered) and report Recall/NDCG, "
+    "NegHit, delta HR, FHR and AUC with standard errors."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--variant", default="ntr", choices=sorted(VARIANTS), help="which trained variant")
+    parser.add_argument("--split", default="test", choices=("valid", "test"), help="split to evaluate")
+    parser.add_argument("--k", type=int, action="append", help="cut-off K (repeatable; default 10)")
+    parser.add_argument("--fhr-days", type=float, default=7.0, help="FHR window after each target, days")
+    parser.add_argument("--data-dir", help="preprocessed data (default WORKDIR/data)")
+    parser.add_argument("--model-dir", help="trained model (default WORKDIR/models/<variant>)")
+    parser.add_argument("--output", help="report path (default WORKDIR/reports/evaluation-<variant>.json)")
+
+
+def run(args: argparse.Namespace, extra: list[str]) -> int:
+    from ntr.cli.progress import Progress  # noqa: PLC0415 (TF starts below)
+    from ntr.retrieval.evaluate import rank_targets, summarize  # noqa: PLC0415
+    from ntr.retrieval.train import load_trained  # noqa: PLC0415
+
+    ks = tuple(sorted(set(args.k or [10])))
+    if min(ks) < 1:
+        raise ValueError("--k must be >= 1.")
+    data_dir = args.data_dir or os.path.join(args.workdir, "data")
+    model_dir = args.model_dir or os.path.join(args.workdir, "models", args.variant)
+    output = args.output or os.path.join(args.workdir, "reports", f"evaluation-{args.variant}.json")
+    model = load_trained(model_dir, data_dir)
+    with open(os.path.join(data_dir, "stats.json"), encoding="utf-8") as handle:
+        rows = json.load(handle)["splits"].get(args.split, 0)
+    ranked = rank_targets(
+        model, data_dir, args.split, k_max=max(max(ks), 100), progress=Progress("ranking"), total_rows=rows
+    )
+    metrics = summarize(ranked, ks, args.fhr_days)
+    with open(os.path.join(model_dir, "config.json"), encoding="utf-8") as handle:
+        model_meta = json.load(handle)
+    report = {
+        "variant": args.variant,
+        "split": args.split,
+        "ks": list(ks),
+        "fhr_days": args.fhr_days,
+        "metrics": metrics,
+        "model_dir": os.path.abspath(model_dir),
+        "model_fingerprint": model_meta.get("export", {}).get("fingerprint"),
+        "vocab_hash": model_meta["vocab_hash"],
+        "config": model_meta["config"],
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    with open(output, "w", encoding="utf-8") as handle:
+        json.dump(report, handle, indent=2, sort_keys=True)
+    print(format_metrics(metrics))
+    print(f"wrote {output}")
+    return 0
+
+
+def format_metrics(metrics: dict) -> str:
+    """One `name  mean ± se  (n)` line per metric."""
+    lines = []
+    for name, value in metrics.items():
+        if value["mean"] is None:
+            lines.append(f"  {name:<22} n/a (no targets)")
+            continue
+        se = "" if value["se"] is None else f" ± {value['se']:.4f}"
+        lines.append(f"  {name:<22} {value['mean']:.4f}{se}  (n={value['n']})")
+    return "\n".join(lines)

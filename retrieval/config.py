@@ -1,0 +1,181 @@
+"""The retriever's config: one typed object (model + training) handed whole to every stage.
+
+Variants are presets of the ablation switches, not code forks: `for_variant(name)` fills the
+switches, and any field can still be overridden (`--set model.implicit_weight=0.5`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+# name -> switches. negative_inputs: negatives are part of the input history; reason_inputs:
+# their reasons are embedded; *_weight: NTR weight of explicit / implicit negative targets;
+# group_ntr: negatives whose reason has creator / category granularity push down the group.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "positives_only": dict(
+        negative_inputs=False, reason_inputs=False, explicit_weight=0.0, implicit_weight=0.0, group_ntr=False
+    ),
+    "neg_features_only": dict(
+        negative_inputs=True, reason_inputs=False, explicit_weight=0.0, implicit_weight=0.0, group_ntr=False
+    ),
+    "ntr": dict(
+        negative_inputs=True, reason_inputs=False, explicit_weight=1.0, implicit_weight=0.1, group_ntr=False
+    ),
+    "ntr_reasons": dict(
+        negative_inputs=True, reason_inputs=True, explicit_weight=1.0, implicit_weight=0.1, group_ntr=False
+    ),
+    "group_ntr": dict(
+        negative_inputs=True, reason_inputs=True, explicit_weight=1.0, implicit_weight=0.1, group_ntr=True
+    ),
+}
+STRATEGIES = ("default", "mirrored", "one_device")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Architecture and loss switches.
+
+    Attributes:
+      variant: the preset these switches came from (a label; the switches below decide).
+      dim: embedding and Transformer width.
+      num_blocks: pre-LN Transformer blocks.
+      num_heads: attention heads (dim must divide by it).
+      ff_dim: feed-forward width inside a block.
+      dropout: dropout on embeddings, attention output and feed-forward output.
+      max_len: history positions (must be >= the pipeline's max_len).
+      negative_inputs: keep negative events in the input history (False: they are invisible).
+      reason_inputs: embed the dislike reason of each event.
+      explicit_weight: NTR weight `w` for explicit negative targets (0 = no NTR on them).
+      implicit_weight: NTR weight for implicit negatives (skips).
+      group_ntr: for reasons of creator / category granularity, `-w log(1 - sum_G p)` over the
+        group instead of the item alone.
+      item_features: add creator and category embeddings to the item tower.
+      softmax: `full` (all items), `sampled` (in-batch + uniform with logQ) or `auto`
+        (full up to `full_softmax_max_items` items).
+      full_softmax_max_items: the `auto` threshold.
+      num_uniform_candidates: extra uniformly drawn candidates for `sampled`.
+    """
+
+    variant: str = "ntr"
+    dim: int = 64
+    num_blocks: int = 2
+    num_heads: int = 2
+    ff_dim: int = 128
+    dropout: float = 0.1
+    max_len: int = 50
+    negative_inputs: bool = True
+    reason_inputs: bool = False
+    explicit_weight: float = 1.0
+    implicit_weight: float = 0.1
+    group_ntr: bool = False
+    item_features: bool = True
+    softmax: str = "auto"
+    full_softmax_max_items: int = 50_000
+    num_uniform_candidates: int = 512
+
+    def __post_init__(self):
+        if self.dim % self.num_heads:
+            raise ValueError(f"dim={self.dim} must be a multiple of num_heads={self.num_heads}.")
+        if self.softmax not in ("full", "sampled", "auto"):
+            raise ValueError(f"softmax must be full, sampled or auto, got {self.softmax!r}.")
+        if min(self.explicit_weight, self.implicit_weight) < 0:
+            raise ValueError("NTR weights must be >= 0.")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError("dropout must be in [0, 1).")
+
+    def use_full_softmax(self, num_items: int) -> bool:
+        return self.softmax == "full" or (self.softmax == "auto" and num_items <= self.full_softmax_max_items)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How training runs.
+
+    Attributes:
+      batch_size: global batch of sequence windows (split across replicas).
+      learning_rate: Adam learning rate.
+      epochs: maximum passes over the train split.
+      patience: epochs without a better validation NDCG@10 before stopping.
+      checkpoint_every: steps between checkpoints (also saved at each epoch end).
+      seed: seeds initialisation, dropout and the per-epoch shuffle.
+      strategy: tf.distribute strategy: default, mirrored, one_device.
+      eval_k: the K of the validation NDCG used for early stopping.
+    """
+
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    epochs: int = 10
+    patience: int = 2
+    checkpoint_every: int = 100
+    seed: int = 0
+    strategy: str = "default"
+    eval_k: int = 10
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy {self.strategy!r} is not one of {STRATEGIES}.")
+        if self.batch_size < 1 or self.epochs < 1 or self.checkpoint_every < 1:
+            raise ValueError("batch_size, epochs and checkpoint_every must be >= 1.")
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrievalConfig:
+    """Model + training; written to models/<variant>/config.json and read back whole."""
+
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RetrievalConfig:
+        unknown = set(data) - {"model", "train"}
+        if unknown:
+            raise ValueError(f"unknown config sections {sorted(unknown)}: use 'model' and 'train'.")
+        return cls(
+            model=_build(ModelConfig, data.get("model", {})), train=_build(TrainConfig, data.get("train", {}))
+        )
+
+
+def _build(kind, values: dict[str, Any]):
+    names = {f.name for f in dataclasses.fields(kind)}
+    unknown = set(values) - names
+    if unknown:
+        raise ValueError(f"unknown {kind.__name__} fields {sorted(unknown)}; known: {sorted(names)}.")
+    return kind(**values)
+
+
+def for_variant(name: str, base: RetrievalConfig | None = None) -> RetrievalConfig:
+    """`base` (default config when None) with the switches of variant `name`."""
+    if name not in VARIANTS:
+        raise ValueError(f"unknown variant {name!r}; choose one of {sorted(VARIANTS)}.")
+    base = base or RetrievalConfig()
+    return dataclasses.replace(base, model=dataclasses.replace(base.model, variant=name, **VARIANTS[name]))
+
+
+def parse_value(text: str) -> Any:
+    """A `--set` value: JSON (numbers, true/false, null, quoted strings) or a bare string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def with_overrides(config: RetrievalConfig, overrides: list[str]) -> RetrievalConfig:
+    """Apply `section.field=value` overrides, e.g. `model.dim=32`, `train.epochs=3`."""
+    data = config.to_dict()
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        section, dot, field = key.strip().partition(".")
+        if not sep or not dot or section not in data:
+            raise ValueError(f"override {item!r} must look like model.dim=32 or train.epochs=3.")
+        if field not in data[section]:
+            raise ValueError(f"unknown field {key!r}; known: {sorted(data[section])}.")
+        data[section][field] = parse_value(value)
+    return RetrievalConfig.from_dict(data)

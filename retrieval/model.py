@@ -1,0 +1,177 @@
+"""The sequential retriever: a `tfrs.Model` trained on every next-event target of a window."""
+
+from __future__ import annotations
+
+import tensorflow_recommenders as tfrs
+
+from ntr.losses.metrics import TopKHitRate
+from ntr.losses.tasks import NotToRecommendTask
+from ntr.pipelines.events import Granularity, Label
+from ntr.retrieval.config import RetrievalConfig
+from ntr.retrieval.data import NUM_RESERVED
+from ntr.retrieval.features import EventFeatures, initializer
+from ntr.retrieval.items import GRANULARITY_CODE, ItemTable
+from ntr.retrieval.tf_env import tf
+from ntr.retrieval.towers import CausalTransformer, ItemTower
+
+
+def previous_position(attend: tf.Tensor) -> tf.Tensor:
+    """[batch, seq_len] int32: for each position t, the last attendable position < t (-1: none).
+
+    The state there is the model's query for the event at t: it has seen exactly the history
+    before t (minus hidden negatives), never t itself.
+    """
+    length = tf.shape(attend)[1]
+    positions = tf.where(attend, tf.range(length)[tf.newaxis, :], -1)
+    before = tf.linalg.band_part(tf.ones([length, length], tf.bool), -1, 0) & ~tf.eye(length, dtype=tf.bool)
+    return tf.reduce_max(tf.where(before[tf.newaxis], positions[:, tf.newaxis, :], -1), axis=-1)
+
+
+class NTRModel(tfrs.Model):
+    """Query tower over event tokens, item tower over ids + metadata, NTR task.
+
+    Args:
+      config: the whole `RetrievalConfig` (model switches, and `train.seed` for init).
+      table: item lookups of the data directory (`load_item_table`).
+    """
+
+    def __init__(self, config: RetrievalConfig, table: ItemTable, **kwargs):
+        super().__init__(**kwargs)
+        m, seed = config.model, config.train.seed
+        self.config = config
+        self.num_items = table.num_items
+        self.num_categories = table.num_categories
+        self.full_softmax = m.use_full_softmax(table.num_items)
+        self.item_embedding = tf.keras.layers.Embedding(
+            table.num_items + NUM_RESERVED, m.dim, embeddings_initializer=initializer(seed, 0)
+        )
+        self.event_features = EventFeatures(
+            self.item_embedding,
+            table.num_actions,
+            table.num_reasons,
+            m.dim,
+            m.max_len,
+            m.reason_inputs,
+            m.dropout,
+            seed,
+        )
+        self.transformer = CausalTransformer(m.dim, m.num_blocks, m.num_heads, m.ff_dim, m.dropout, seed)
+        self.item_tower = ItemTower(
+            self.item_embedding,
+            table.item_creator,
+            table.item_categories,
+            table.num_creators,
+            table.num_categories,
+            m.dim,
+            m.item_features,
+            seed,
+        )
+        self.task = NotToRecommendTask(
+            explicit_weight=m.explicit_weight,
+            implicit_weight=m.implicit_weight,
+            positive_metrics=[TopKHitRate(10, name="hr@10")],
+            negative_metrics=[TopKHitRate(10, name="neghit@10")],
+        )
+        self.candidate_tokens = tf.range(NUM_RESERVED, table.num_items + NUM_RESERVED)
+        self.item_log_q = tf.constant(table.item_log_q)
+        self.reason_granularity = tf.constant(table.reason_granularity)
+
+    def attendable(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
+        """[batch, seq_len] bool: real events, minus negatives when they are hidden."""
+        if self.config.model.negative_inputs:
+            return features["mask"]
+        label = features["label"]
+        negative = (label == int(Label.EXPLICIT_NEGATIVE)) | (label == int(Label.IMPLICIT_NEGATIVE))
+        return features["mask"] & ~negative
+
+    def states(self, features: dict[str, tf.Tensor], training: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
+        """States [batch, seq_len, dim] and, per position, the position of its query state."""
+        attend = self.attendable(features)
+        tokens = self.event_features(features, training=training)
+        return self.transformer(tokens, attend, training=training), previous_position(attend)
+
+    def query_embedding(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
+        """[batch, dim]: the query for the event after the whole history (serving)."""
+        states, _ = self.states(features)
+        length = tf.shape(states)[1]
+        attend = self.attendable(features)
+        last = tf.reduce_max(tf.where(attend, tf.range(length)[tf.newaxis, :], -1), axis=1)
+        query = tf.gather(states, tf.maximum(last, 0), axis=1, batch_dims=1)
+        return query * tf.cast(last >= 0, query.dtype)[:, tf.newaxis]
+
+    def target_queries(self, features: dict[str, tf.Tensor], training: bool = False) -> dict[str, tf.Tensor]:
+        """Flattened targets of a batch: `query` [n, dim] and `row`, `position`, `item`,
+        `label`, `reason` [n] for every `is_target` event with a known item and some history."""
+        states, query_pos = self.states(features, training=training)
+        valid = (
+            (features["is_target"] > 0)
+            & features["mask"]
+            & (query_pos >= 0)
+            & (features["item"] >= NUM_RESERVED)
+        )
+        where = tf.cast(tf.where(valid), tf.int32)
+        row, position = where[:, 0], where[:, 1]
+        query = tf.gather_nd(states, tf.stack([row, tf.gather_nd(query_pos, where)], axis=1))
+        out = {"query": query, "row": row, "position": position}
+        for name in ("item", "label", "reason"):
+            out[name] = tf.gather_nd(features[name], where)
+        return out
+
+    def candidate_embeddings(self) -> tf.Tensor:
+        """[num_items, dim] embeddings of every real item (column j = token j + NUM_RESERVED)."""
+        return self.item_tower(self.candidate_tokens)
+
+    def group_mask(self, target_items: tf.Tensor, reasons: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
+        """[n, m] bool: candidates in the disliked group (creator or category) of each target."""
+        granularity = tf.gather(self.reason_granularity, reasons)
+        tower = self.item_tower
+        t_creator = tf.gather(tower.item_creator, target_items)
+        c_creator = tf.gather(tower.item_creator, candidates)
+        same_creator = (t_creator[:, tf.newaxis] == c_creator[tf.newaxis, :]) & (t_creator[:, tf.newaxis] > 0)
+        # Category overlap as a product of multi-hot rows: [n, C] x [C, m] > 0.
+        t_hot = tf.reduce_max(
+            tf.one_hot(tf.gather(tower.item_categories, target_items), self.num_categories), 1
+        )
+        c_hot = tf.reduce_max(
+            tf.one_hot(tf.gather(tower.item_categories, candidates), self.num_categories), 1
+        )
+        t_hot *= tf.cast(tf.range(self.num_categories) > 0, t_hot.dtype)  # padding is no category
+        same_category = tf.matmul(t_hot, c_hot, transpose_b=True) > 0
+        creator_rows = (granularity == GRANULARITY_CODE[Granularity.CREATOR])[:, tf.newaxis]
+        category_rows = (granularity == GRANULARITY_CODE[Granularity.CATEGORY])[:, tf.newaxis]
+        return (creator_rows & same_creator) | (category_rows & same_category)
+
+    def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        targets = self.target_queries(features, training=training)
+        if self.full_softmax:
+            candidates = self.candidate_tokens
+            target_index = targets["item"] - NUM_RESERVED
+            probability = None
+        else:
+            # In-batch targets + uniform extras, each id once (so no accidental hits), with
+            # logQ from the train frequency of positives.
+            uniform = tf.random.uniform(
+                [self.config.model.num_uniform_candidates],
+                NUM_RESERVED,
+                self.num_items + NUM_RESERVED,
+                tf.int32,
+            )
+            candidates, index = tf.unique(tf.concat([targets["item"], uniform], axis=0))
+            target_index = index[: tf.shape(targets["item"])[0]]
+            probability = tf.exp(tf.gather(self.item_log_q, candidates - NUM_RESERVED))
+        group_mask = None
+        if self.config.model.group_ntr:
+
+            def group_mask(rows):
+                items, reasons = tf.gather(targets["item"], rows), tf.gather(targets["reason"], rows)
+                return self.group_mask(items, reasons, candidates)
+
+        return self.task(
+            targets["query"],
+            self.item_tower(candidates),
+            targets["label"],
+            target_index=target_index,
+            candidate_sampling_probability=probability,
+            group_mask=group_mask,
+            compute_metrics=not training,
+        )

@@ -1,0 +1,255 @@
+"""Training: any tf.distribute strategy, checkpoints that survive a kill, early stopping.
+
+Resuming is exact in data order: epoch e is shuffled with seed `train.seed + e`, and a
+checkpoint records how many batches of the epoch were done, so a resumed run skips exactly
+those. Only dropout masks differ from an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+
+from ntr.retrieval.config import RetrievalConfig
+from ntr.retrieval.data import sequence_dataset
+from ntr.retrieval.evaluate import validation_ndcg
+from ntr.retrieval.items import ItemTable, load_item_table
+from ntr.retrieval.model import NTRModel
+from ntr.retrieval.tf_env import tf
+
+CONFIG_FILE = "config.json"
+BEST_DIR = os.path.join("checkpoints", "best")
+
+
+@dataclasses.dataclass
+class TrainProgress:
+    """What the progress callback receives after each step."""
+
+    epoch: int
+    epochs: int
+    step_in_epoch: int
+    steps_per_epoch: int
+    loss: float
+    targets_per_second: float
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """`default`, `mirrored` (all visible devices, e.g. logical CPUs) or `one_device`."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        devices = [d.name for d in tf.config.list_logical_devices("GPU")] or [
+            d.name for d in tf.config.list_logical_devices("CPU")
+        ]
+        return tf.distribute.MirroredStrategy(devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
+    if name == "one_device":
+        return tf.distribute.OneDeviceStrategy(tf.config.list_logical_devices()[0].name)
+    raise ValueError(f"unknown strategy {name!r}: use default, mirrored or one_device.")
+
+
+def split_logical_cpus(count: int) -> None:
+    """Expose `count` logical CPU devices (before TF initialises), e.g. to test MirroredStrategy."""
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+
+
+def model_metadata(config: RetrievalConfig, data_dir: str, table: ItemTable) -> dict:
+    return {"config": config.to_dict(), "data_dir": os.path.abspath(data_dir), "vocab_hash": table.vocab_hash}
+
+
+def check_model_dir(model_dir: str, metadata: dict) -> None:
+    """Refuse to resume a directory trained with another config or data."""
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if not os.path.exists(path):
+        return
+    with open(path, encoding="utf-8") as handle:
+        old = json.load(handle)
+    for key in ("config", "vocab_hash"):
+        if old.get(key) != metadata[key]:
+            raise ValueError(
+                f"{model_dir} holds a model trained with a different {key}; pass --fresh to start "
+                "over there, or choose another --variant / --model-dir."
+            )
+
+
+def _steps_per_epoch(data_dir: str, batch_size: int) -> int:
+    with open(os.path.join(data_dir, "stats.json"), encoding="utf-8") as handle:
+        windows = json.load(handle)["splits"].get("train", 0)
+    if not windows:
+        raise ValueError(f"{data_dir} has no train windows: check `ntr preprocess` output.")
+    return math.ceil(windows / batch_size)
+
+
+def _train_batches(config: RetrievalConfig, data_dir: str, epoch: int, skip: int) -> tf.data.Dataset:
+    dataset = sequence_dataset(
+        data_dir,
+        "train",
+        config.train.batch_size,
+        config.model.max_len,
+        shuffle=True,
+        seed=config.train.seed + epoch,
+    )
+    # Strings cannot go through strategy.run on every device; the model does not need them.
+    return dataset.map(lambda b: {k: v for k, v in b.items() if k != "user_id"}).skip(skip)
+
+
+def build_model(config: RetrievalConfig, data_dir: str, table: ItemTable | None = None) -> NTRModel:
+    """An `NTRModel` with its variables created (call inside a strategy scope to mirror them)."""
+    table = table or load_item_table(data_dir)
+    model = NTRModel(config, table)
+    batch = next(iter(sequence_dataset(data_dir, "train", 2, config.model.max_len)))
+    model.target_queries(batch)
+    model.candidate_embeddings()
+    return model
+
+
+def train(
+    config: RetrievalConfig,
+    data_dir: str,
+    model_dir: str,
+    progress: Callable[[TrainProgress], None] | None = None,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Train (or resume) in `model_dir`; returns the summary also written to metrics.json.
+
+    The best epoch by validation NDCG@`train.eval_k` is kept in checkpoints/best; training
+    stops after `train.patience` epochs without improvement.
+    """
+    table = load_item_table(data_dir)
+    metadata = model_metadata(config, data_dir, table)
+    check_model_dir(model_dir, metadata)
+    os.makedirs(model_dir, exist_ok=True)
+    with open(os.path.join(model_dir, CONFIG_FILE), "w", encoding="utf-8") as handle:
+        json.dump(metadata, handle, indent=2, sort_keys=True)
+
+    strategy = make_strategy(config.train.strategy)
+    with strategy.scope():
+        model = build_model(config, data_dir, table)
+        optimizer = tf.keras.optimizers.Adam(config.train.learning_rate)
+        optimizer.build(model.trainable_variables)
+    state = {
+        name: tf.Variable(value, trainable=False, name=name)
+        for name, value in dict(
+            step=0, epoch=0, step_in_epoch=0, best_ndcg=-1.0, best_epoch=-1, bad_epochs=0, done=0
+        ).items()
+    }
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **state)
+    manager = tf.train.CheckpointManager(checkpoint, os.path.join(model_dir, "checkpoints"), max_to_keep=2)
+    best = tf.train.Checkpoint(model=model)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        log(
+            f"resuming from {manager.latest_checkpoint}: epoch {int(state['epoch']) + 1}, "
+            f"{int(state['step_in_epoch'])} batches into it"
+        )
+
+    @tf.function
+    def train_step(batch):
+        def step_fn(inputs):
+            with tf.GradientTape() as tape:
+                loss = model.compute_loss(inputs, training=True)
+                scaled = loss / strategy.num_replicas_in_sync
+            gradients = tape.gradient(scaled, model.trainable_variables)
+            optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
+            return scaled, tf.reduce_sum(inputs["is_target"])
+
+        loss, targets = strategy.run(step_fn, args=(batch,))
+        return (
+            strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None),
+            strategy.reduce(tf.distribute.ReduceOp.SUM, targets, axis=None),
+        )
+
+    writer = tf.summary.create_file_writer(os.path.join(model_dir, "logs"))
+    steps_per_epoch = _steps_per_epoch(data_dir, config.train.batch_size)
+    started = time.perf_counter()
+    total_targets = 0
+    while not int(state["done"]) and int(state["epoch"]) < config.train.epochs:
+        epoch = int(state["epoch"])
+        skip = int(state["step_in_epoch"])
+        batches = strategy.experimental_distribute_dataset(_train_batches(config, data_dir, epoch, skip))
+        window_start, window_targets = time.perf_counter(), 0
+        for batch in batches:
+            loss, targets = train_step(batch)
+            state["step"].assign_add(1)
+            state["step_in_epoch"].assign_add(1)
+            window_targets += int(targets)
+            total_targets += int(targets)
+            rate = window_targets / max(time.perf_counter() - window_start, 1e-9)
+            step = int(state["step"])
+            if step % 10 == 0:
+                with writer.as_default(step=step):
+                    tf.summary.scalar("train/loss", loss)
+                    tf.summary.scalar("train/targets_per_second", rate)
+            if progress:
+                progress(
+                    TrainProgress(
+                        epoch,
+                        config.train.epochs,
+                        int(state["step_in_epoch"]),
+                        steps_per_epoch,
+                        float(loss),
+                        rate,
+                    )
+                )
+            if step % config.train.checkpoint_every == 0:
+                manager.save(checkpoint_number=step)
+        ndcg = validation_ndcg(model, data_dir, config.train.eval_k)
+        with writer.as_default(step=int(state["step"])):
+            tf.summary.scalar(f"valid/ndcg@{config.train.eval_k}", ndcg)
+        improved = ndcg > float(state["best_ndcg"])
+        if improved:
+            state["best_ndcg"].assign(ndcg)
+            state["best_epoch"].assign(epoch)
+            state["bad_epochs"].assign(0)
+            best.write(os.path.join(model_dir, BEST_DIR, "model"))
+        else:
+            state["bad_epochs"].assign_add(1)
+        log(
+            f"epoch {epoch + 1}/{config.train.epochs}: valid ndcg@{config.train.eval_k} {ndcg:.4f}"
+            f"{' (best)' if improved else ''}"
+        )
+        state["epoch"].assign_add(1)
+        state["step_in_epoch"].assign(0)
+        if int(state["bad_epochs"]) >= config.train.patience:
+            log(f"early stop: no better valid ndcg for {config.train.patience} epochs")
+            state["done"].assign(1)
+        manager.save(checkpoint_number=int(state["step"]))
+    writer.flush()
+    elapsed = time.perf_counter() - started
+    summary = {
+        "best_epoch": int(state["best_epoch"]) + 1,
+        "epochs_run": int(state["epoch"]),
+        "steps": int(state["step"]),
+        f"valid_ndcg@{config.train.eval_k}": float(state["best_ndcg"]),
+        "seconds_this_run": round(elapsed, 2),
+        "targets_per_second_this_run": round(total_targets / max(elapsed, 1e-9), 1),
+        "num_replicas": strategy.num_replicas_in_sync,
+    }
+    with open(os.path.join(model_dir, "metrics.json"), "w", encoding="utf-8") as handle:
+        json.dump(summary, handle, indent=2, sort_keys=True)
+    return summary
+
+
+def load_trained(model_dir: str, data_dir: str) -> NTRModel:
+    """The best checkpoint of `model_dir`, checked against `data_dir`'s vocabularies."""
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} is missing: run `ntr train` first.")
+    with open(path, encoding="utf-8") as handle:
+        metadata = json.load(handle)
+    table = load_item_table(data_dir)
+    if metadata["vocab_hash"] != table.vocab_hash:
+        raise ValueError(
+            f"{model_dir} was trained on data with vocab hash {metadata['vocab_hash'][:12]}, but "
+            f"{data_dir} has {table.vocab_hash[:12]}: retrain with `ntr train` on this data."
+        )
+    best_prefix = os.path.join(model_dir, BEST_DIR, "model")
+    if not tf.io.gfile.exists(best_prefix + ".index"):
+        raise FileNotFoundError(f"{best_prefix} is missing: training has not finished an epoch yet.")
+    model = build_model(RetrievalConfig.from_dict(metadata["config"]), data_dir, table)
+    tf.train.Checkpoint(model=model).read(best_prefix).assert_existing_objects_matched()
+    return model
