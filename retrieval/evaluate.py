@@ -63,6 +63,14 @@ def _rank_batch(model: NTRModel, batch: dict, candidates: tf.Tensor, k_max: int)
     return dict(targets, rank=rank, log_p=log_p, top=top)
 
 
+def _rank_function(model: NTRModel, k_max: int):
+    """One traced ranking function per (model, k_max), reused across calls (e.g. each epoch)."""
+    cache = model.__dict__.setdefault("_ntr_rank_functions", {})
+    if k_max not in cache:
+        cache[k_max] = tf.function(lambda batch, candidates: _rank_batch(model, batch, candidates, k_max))
+    return cache[k_max]
+
+
 def rank_targets(
     model: NTRModel,
     data_dir: str,
@@ -75,11 +83,11 @@ def rank_targets(
     """Rank every target of `split` (see module doc). `progress(done_rows, total_rows)`."""
     candidates = model.candidate_embeddings()
     k_max = min(k_max, model.num_items)
-    rank_fn = tf.function(lambda b: _rank_batch(model, b, candidates, k_max))
+    rank_fn = _rank_function(model, k_max)
     parts: dict[str, list] = {}
     offset = done = 0
     for batch in sequence_dataset(data_dir, split, batch_size, model.config.model.max_len):
-        out = {k: v.numpy() for k, v in rank_fn(batch).items() if k != "query"}
+        out = {k: v.numpy() for k, v in rank_fn(batch, candidates).items() if k != "query"}
         out["row"] = out["row"] + offset
         out["row_items"] = batch["item"].numpy()
         out["row_labels"] = batch["label"].numpy()

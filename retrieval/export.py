@@ -128,7 +128,9 @@ def export_model(model: NTRModel, data_dir: str, model_dir: str) -> dict:
     logger, level = tf.get_logger(), tf.get_logger().level
     logger.setLevel("ERROR")
     try:
-        tf.saved_model.save(module, os.path.join(model_dir, "saved_model"), signatures={SIGNATURE: module.serve})
+        tf.saved_model.save(
+            module, os.path.join(model_dir, "saved_model"), signatures={SIGNATURE: module.serve}
+        )
     finally:
         logger.setLevel(level)
     embeddings = model.candidate_embeddings().numpy().astype(np.float32)

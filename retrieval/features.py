@@ -1,7 +1,7 @@
 """Token features: an event history with actions and reasons -> one vector per event.
 
-token = item + action + reason + dwell bucket + time-gap bucket + position embeddings, so a
-Transformer sees *what* was shown, *what the user did*, *why* (when a reason is known), how long
+token = item (gated by the action) + action + reason + dwell bucket + time-gap bucket +
+position embeddings, so a Transformer sees *what* was shown, *what the user did*, *why* (when a reason is known), how long
 they watched and how long since the previous event.
 """
 
@@ -87,6 +87,10 @@ class EventFeatures(tf.keras.layers.Layer):
         self.action_embedding = tf.keras.layers.Embedding(
             num_actions, dim, embeddings_initializer=initializer(seed, 1)
         )
+        # A per-action gate on the item embedding (starts at 1): with tied item embeddings, a
+        # disliked item in the history otherwise pulls the query *towards* itself; the gate lets
+        # a negative action flip or damp the item's direction.
+        self.action_gate = tf.keras.layers.Embedding(num_actions, dim, embeddings_initializer="ones")
         self.reason_embedding = tf.keras.layers.Embedding(
             num_reasons, dim, embeddings_initializer=initializer(seed, 2)
         )
@@ -106,7 +110,7 @@ class EventFeatures(tf.keras.layers.Layer):
         mask = features["mask"]
         positions = tf.range(tf.shape(mask)[1])
         tokens = (
-            self.item_embedding(features["item"]) * self.scale
+            self.item_embedding(features["item"]) * self.scale * self.action_gate(features["action"])
             + self.action_embedding(features["action"])
             + self.dwell_embedding(dwell_bucket(features["watch_ms"], features["duration_ms"]))
             + self.gap_embedding(gap_bucket(features["timestamp"], mask))

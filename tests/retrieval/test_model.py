@@ -1,0 +1,118 @@
+"""Token features, the query-position rule, variant switches, group masks and ranking."""
+
+import numpy as np
+import pytest
+
+from ntr.pipelines.events import Label
+from ntr.retrieval.data import NUM_RESERVED, sequence_dataset
+from ntr.retrieval.evaluate import rank_targets
+from ntr.retrieval.features import dwell_bucket, gap_bucket
+from ntr.retrieval.items import load_item_table
+from ntr.retrieval.model import NTRModel, previous_position
+from ntr.retrieval.tf_env import tf
+from tests.retrieval.conftest import TINY_MAX_LEN, tiny_config
+
+
+def test_dwell_and_gap_buckets():
+    watch = tf.constant([[-1, 500, 5_000, 30_000, 20_000]], tf.int64)
+    duration = tf.constant([[10_000, 10_000, 10_000, 40_000, -1]], tf.int64)
+    # unknown -> 0; ratios 0.05 -> 1, 0.5 -> 4 (0.5 is a boundary: buckets are [lo, hi)),
+    # 0.75 -> 5; unknown duration, 20 s -> seconds bucket 7 + 2 = 9.
+    assert dwell_bucket(watch, duration).numpy().tolist() == [[0, 1, 4, 5, 9]]
+    ts = tf.constant([[100, 101, 200, 200 + 86_400, 0]], tf.int64)
+    mask = tf.constant([[True, True, True, True, False]])
+    # first -> 0; 1 s -> 1; 99 s -> 4 (60..600); 1 day -> 8 (86400..7d); padding -> 0
+    assert gap_bucket(ts, mask).numpy().tolist() == [[0, 1, 4, 8, 0]]
+
+
+def test_previous_position():
+    attend = tf.constant([[True, False, True, True, False], [False, False, True, False, False]])
+    assert previous_position(attend).numpy().tolist() == [[-1, 0, 0, 2, 3], [-1, -1, -1, 2, 2]]
+
+
+def _first_batch(data_dir, n=16):
+    return next(iter(sequence_dataset(data_dir, "train", n, TINY_MAX_LEN)))
+
+
+def test_hidden_negatives_do_not_reach_the_query(tiny_data):
+    """positives_only must not see negatives: editing a negative event changes nothing for it,
+    while neg_features_only (same weights) does react."""
+    table = load_item_table(tiny_data)
+    batch = _first_batch(tiny_data)
+    label = batch["label"].numpy()
+    negative = (label == int(Label.EXPLICIT_NEGATIVE)) | (label == int(Label.IMPLICIT_NEGATIVE))
+    assert negative.any()
+    edited = dict(batch, item=tf.where(negative, NUM_RESERVED, batch["item"]), action=tf.where(negative, 2, batch["action"]))
+    for variant, should_change in (("positives_only", False), ("neg_features_only", True)):
+        model = NTRModel(tiny_config(variant), table)
+        before = model.target_queries(batch)
+        after = model.target_queries(edited)
+        keep = before["label"].numpy() == int(Label.POSITIVE)
+        diff = np.abs(before["query"].numpy()[keep] - after["query"].numpy()[keep]).max()
+        assert (diff > 1e-6) == should_change, (variant, diff)
+
+
+def test_group_mask_by_reason_granularity(tiny_data):
+    table = load_item_table(tiny_data)
+    model = NTRModel(tiny_config("group_ntr"), table)
+    reasons = ["topic", "creator", "quality"]
+    reason_ids = tf.constant([table_reason_id(tiny_data, r) for r in reasons])
+    target = NUM_RESERVED + 5
+    items = tf.constant([target] * 3)
+    candidates = tf.range(NUM_RESERVED, table.num_items + NUM_RESERVED)
+    mask = model.group_mask(items, reason_ids, candidates).numpy()
+    tokens = candidates.numpy()
+    same_creator = table.item_creator[tokens] == table.item_creator[target]
+    cats = set(table.item_categories[target][table.item_categories[target] > 0].tolist())
+    same_category = np.array([bool(cats & set(table.item_categories[t].tolist())) for t in tokens])
+    np.testing.assert_array_equal(mask[0], same_category)  # topic -> category
+    np.testing.assert_array_equal(mask[1], same_creator)  # creator -> creator
+    assert not mask[2].any()  # quality -> the item alone: no group
+    assert mask[0].sum() > mask[1].sum() > 1
+
+
+def table_reason_id(data_dir, reason):
+    from ntr.retrieval.data import load_vocab
+
+    return load_vocab(data_dir, "reasons").index(reason) + NUM_RESERVED
+
+
+def test_rank_targets_against_numpy_oracle(tiny_data):
+    model = NTRModel(tiny_config("ntr"), load_item_table(tiny_data))
+    ranked = rank_targets(model, tiny_data, "test", batch_size=8, k_max=7)
+    cands = model.candidate_embeddings().numpy()
+    batches = list(sequence_dataset(tiny_data, "test", 8, TINY_MAX_LEN))
+    offset, checked = 0, 0
+    for batch in batches:
+        t = model.target_queries(batch)
+        scores = t["query"].numpy() @ cands.T
+        for i in range(scores.shape[0]):
+            row, pos, item = int(t["row"][i]), int(t["position"][i]), int(t["item"][i])
+            s = scores[i].copy()
+            for h in batch["item"].numpy()[row, :pos]:
+                if h >= NUM_RESERVED and h != item:
+                    s[h - NUM_RESERVED] = -np.inf
+            j = checked
+            target = s[item - NUM_RESERVED]
+            assert ranked.row[j] == row + offset and ranked.position[j] == pos
+            assert ranked.rank[j] == int((s > target).sum())
+            finite = s[np.isfinite(s)]
+            log_p = target - (finite.max() + np.log(np.exp(finite - finite.max()).sum()))
+            assert ranked.log_p[j] == pytest.approx(log_p, abs=1e-4)
+            assert set(ranked.top[j].tolist()) == set((np.argsort(-s, kind="stable")[:7] + NUM_RESERVED).tolist())
+            checked += 1
+        offset += batch["item"].shape[0]
+    assert checked == len(ranked.rank) > 50
+
+
+def test_loss_is_finite_for_every_variant(tiny_data):
+    table = load_item_table(tiny_data)
+    batch = _first_batch(tiny_data)
+    losses = {}
+    for variant in ("positives_only", "neg_features_only", "ntr", "ntr_reasons", "group_ntr"):
+        losses[variant] = float(NTRModel(tiny_config(variant), table).compute_loss(batch))
+        assert np.isfinite(losses[variant]) and losses[variant] > 0
+    # Same initial weights: the NTR terms only add to the positive loss.
+    assert losses["ntr"] > losses["neg_features_only"]
+    sampled = NTRModel(tiny_config("ntr", ("model.softmax=\"sampled\"", "model.num_uniform_candidates=20")), table)
+    assert np.isfinite(float(sampled.compute_loss(batch)))

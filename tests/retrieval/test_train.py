@@ -1,0 +1,109 @@
+"""Training end to end on the tiny world: checkpoints, kill + resume, MirroredStrategy, export."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from ntr.retrieval.export import export_model, histories_to_inputs
+from ntr.retrieval.train import load_trained, train
+from tests.retrieval.conftest import TINY_MAX_LEN, TINY_OVERRIDES, tiny_config
+
+NTR = os.path.join(os.path.dirname(sys.executable), "ntr")
+
+
+def ntr_train(data_dir, model_dir, *extra):
+    sets = [arg for item in TINY_OVERRIDES for arg in ("--set", item)]
+    return [NTR, "train", "--data-dir", data_dir, "--model-dir", model_dir, "--no-progress", *sets, *extra]
+
+
+def test_train_export_and_reload_in_a_fresh_process(tiny_data, tmp_path):
+    model_dir = str(tmp_path / "ntr")
+    summary = train(tiny_config("ntr"), tiny_data, model_dir, log=lambda _: None)
+    assert summary["epochs_run"] == 2 and summary["steps"] > 0 and 0 < summary["valid_ndcg@10"] <= 1
+    assert os.listdir(tmp_path / "ntr" / "logs"), "TensorBoard event file missing"
+    model = load_trained(model_dir, tiny_data)
+    exported = export_model(model, tiny_data, model_dir)
+    embeddings = np.load(tmp_path / "ntr" / "item_embeddings.npy")
+    item_ids = (tmp_path / "ntr" / "item_ids.txt").read_text().split()
+    assert embeddings.shape == (len(item_ids), 16) and exported["num_items"] == len(item_ids)
+    np.testing.assert_array_equal(embeddings, model.candidate_embeddings().numpy())
+    meta = json.loads((tmp_path / "ntr" / "config.json").read_text())
+    assert meta["export"]["fingerprint"] == exported["fingerprint"] and len(exported["fingerprint"]) == 64
+
+    history = [
+        {"item_id": item_ids[0], "action": "view", "timestamp": 10, "watch_ms": 20_000, "duration_ms": 30_000},
+        {"item_id": item_ids[1], "action": "dislike", "reason": "creator", "timestamp": 50},
+        {"item_id": "never-seen", "action": "view", "timestamp": 70, "watch_ms": 500, "duration_ms": 30_000},
+    ]
+    inputs = histories_to_inputs([history, history[:1]], TINY_MAX_LEN)
+    np.save(tmp_path / "inputs.npy", inputs, allow_pickle=True)
+    script = (
+        "import sys, numpy as np\n"
+        "from ntr.retrieval.tf_env import tf\n"
+        "inputs = np.load(sys.argv[2], allow_pickle=True).item()\n"
+        "fn = tf.saved_model.load(sys.argv[1]).signatures['serving_default']\n"
+        "out = fn(**{k: tf.constant(v.astype(str) if v.dtype == object else v) for k, v in inputs.items()})\n"
+        "np.save(sys.argv[3], out['query_embedding'].numpy())\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "ntr" / "saved_model"), str(tmp_path / "inputs.npy"), str(tmp_path / "q.npy")],
+        check=True,
+    )
+    reloaded = np.load(tmp_path / "q.npy")
+    # The same history through the in-process model (the pipeline's labels and ids).
+    from ntr.retrieval.export import QueryModule
+    from ntr.retrieval.tf_env import tf
+
+    module = QueryModule(model, tiny_data)
+    here = module.serve({k: tf.constant(v.astype(str) if v.dtype == object else v) for k, v in inputs.items()})
+    np.testing.assert_array_equal(reloaded, here["query_embedding"].numpy())
+    assert np.abs(reloaded[0] - reloaded[1]).max() > 1e-4  # the dislike and skip changed the query
+
+
+def test_resume_refuses_a_different_config(tiny_data, tmp_path):
+    model_dir = str(tmp_path / "m")
+    train(tiny_config("ntr", ("train.epochs=1",)), tiny_data, model_dir, log=lambda _: None)
+    with pytest.raises(ValueError, match="--fresh"):
+        train(tiny_config("ntr", ("train.epochs=1", "model.dim=8", "model.ff_dim=8")), tiny_data, model_dir)
+
+
+def test_killed_run_resumes_to_the_same_result(tiny_data, tmp_path):
+    args = ("--set", "train.epochs=4", "--set", "train.patience=9", "--set", "train.checkpoint_every=3")
+    straight = tmp_path / "straight"
+    subprocess.run(ntr_train(tiny_data, str(straight), *args), check=True, capture_output=True)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(ntr_train(tiny_data, str(killed), *args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 120
+    while not (killed / "checkpoints" / "checkpoint").exists():
+        assert proc.poll() is None and time.time() < deadline, "no checkpoint before the run ended"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "metrics.json").exists(), "the run finished before it was killed"
+
+    resumed = subprocess.run(ntr_train(tiny_data, str(killed), *args), check=True, capture_output=True, text=True)
+    assert "resuming from" in resumed.stdout
+    a = json.loads((straight / "metrics.json").read_text())
+    b = json.loads((killed / "metrics.json").read_text())
+    assert a["steps"] == b["steps"] and a["best_epoch"] == b["best_epoch"]
+    # No dropout in the tiny config and the same data order: equal up to float noise.
+    assert b["valid_ndcg@10"] == pytest.approx(a["valid_ndcg@10"], abs=1e-3)
+
+
+def test_mirrored_strategy_over_two_logical_cpus(tiny_data, tmp_path):
+    model_dir = tmp_path / "mirrored"
+    subprocess.run(
+        ntr_train(tiny_data, str(model_dir), "--strategy", "mirrored", "--cpu-devices", "2", "--epochs", "1"),
+        check=True,
+        capture_output=True,
+    )
+    summary = json.loads((model_dir / "metrics.json").read_text())
+    assert summary["num_replicas"] == 2 and 0 < summary["valid_ndcg@10"] <= 1
+    assert (model_dir / "saved_model" / "saved_model.pb").exists()
