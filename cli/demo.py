@@ -3,28 +3,84 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import time
 
 from ntr.cli import generate, preprocess
+from ntr.retrieval.config import VARIANTS
 
-HELP = "Generate the default synthetic world and preprocess it; prints where outputs are."
+HELP = (
+    "Generate the default synthetic world, preprocess it, train and evaluate the positives_only "
+    "and ntr variants, and print their metrics side by side."
+)
 ACCEPTS_BEAM_ARGS = True
+HEADLINE = ("ndcg@10", "recall@10", "neghit@10", "delta_hr@10", "auc")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     generate.add_arguments(parser)
     parser.add_argument("--max-len", type=int, default=50, help="events per sequence window")
+    parser.add_argument(
+        "--variants", default="positives_only,ntr", help="comma-separated variants to train and compare"
+    )
+    parser.add_argument("--epochs", type=int, help="cap training epochs (default: the config's)")
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
+    from ntr.cli.main import main  # noqa: PLC0415 (main imports this module)
+
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        raise ValueError(f"unknown variants {unknown}; choose from {sorted(VARIANTS)}.")
+    steps = 2 + 2 * len(variants)
+    started = time.perf_counter()
     raw_dir = os.path.join(args.workdir, "raw")
-    print(f"[1/2] ntr generate --scale {args.scale} --seed {args.seed}")
+    print(f"[1/{steps}] ntr generate --scale {args.scale} --seed {args.seed}")
     _, summary = generate.generate_world(generate.config_from_args(args), raw_dir)
     generate.print_world_summary(summary, raw_dir)
-    print("[2/2] ntr preprocess")
+    print(f"[2/{steps}] ntr preprocess")
     pre_args = preprocess.build_defaults(args.workdir, max_len=args.max_len)
     config = preprocess.config_from_args(pre_args)
     stats = preprocess.run_preprocess(config, extra)
     preprocess.print_stats(stats, config.output_dir)
-    print(f"\ndone: raw logs in {raw_dir}/, training data in {config.output_dir}/")
+    step = 2
+    for variant in variants:
+        common = ["--workdir", args.workdir, "--variant", variant]
+        train_args = ["train", *common, "--fresh", "--set", f"model.max_len={max(args.max_len, 2)}"]
+        if args.epochs:
+            train_args += ["--epochs", str(args.epochs)]
+        step += 1
+        print(f"[{step}/{steps}] ntr train --variant {variant}")
+        if main(train_args) != 0:
+            return 1
+        step += 1
+        print(f"[{step}/{steps}] ntr evaluate --variant {variant}")
+        if main(["evaluate", *common]) != 0:
+            return 1
+    print(f"\n{compare(args.workdir, variants)}")
+    elapsed = time.perf_counter() - started
+    print(f"\ndone in {elapsed:.0f}s: raw logs in {raw_dir}/, data in {config.output_dir}/,")
+    print(f"models in {args.workdir}/models/, reports in {args.workdir}/reports/")
     return 0
+
+
+def compare(workdir: str, variants: list[str]) -> str:
+    """A test-split table: one row per headline metric, one column per variant (mean ± se)."""
+    reports = {}
+    for variant in variants:
+        with open(os.path.join(workdir, "reports", f"evaluation-{variant}.json"), encoding="utf-8") as handle:
+            reports[variant] = json.load(handle)["metrics"]
+    lines = [f"{'test split':<14}" + "".join(f"{v:>22}" for v in variants)]
+    for name in HEADLINE:
+        cells = []
+        for variant in variants:
+            value = reports[variant].get(name, {})
+            if value.get("mean") is None:
+                cells.append(f"{'n/a':>22}")
+            else:
+                se = value["se"] or 0.0
+                cells.append(f"{value['mean']:>14.4f} ± {se:.4f}")
+        lines.append(f"{name:<14}" + "".join(cells))
+    return "\n".join(lines)

@@ -52,6 +52,7 @@ class ModelConfig:
       group_ntr: for reasons of creator / category granularity, `-w log(1 - sum_G p)` over the
         group instead of the item alone.
       item_features: add creator and category embeddings to the item tower.
+      tie_item_embeddings: the item tower shares the input item embedding (False: its own).
       softmax: `full` (all items), `sampled` (in-batch + uniform with logQ) or `auto`
         (full up to `full_softmax_max_items` items).
       full_softmax_max_items: the `auto` threshold.
@@ -71,6 +72,7 @@ class ModelConfig:
     implicit_weight: float = 0.1
     group_ntr: bool = False
     item_features: bool = True
+    tie_item_embeddings: bool = True
     softmax: str = "auto"
     full_softmax_max_items: int = 50_000
     num_uniform_candidates: int = 512

@@ -1,8 +1,8 @@
 """Token features: an event history with actions and reasons -> one vector per event.
 
 token = item (gated by the action) + action + reason + dwell bucket + time-gap bucket +
-position embeddings, so a Transformer sees *what* was shown, *what the user did*, *why* (when a reason is known), how long
-they watched and how long since the previous event.
+position embeddings, so a Transformer sees *what* was shown, *what the user did*, *why* (when a
+reason is known), how long they watched and how long since the previous event.
 """
 
 from __future__ import annotations

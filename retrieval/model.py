@@ -56,8 +56,13 @@ class NTRModel(tfrs.Model):
             seed,
         )
         self.transformer = CausalTransformer(m.dim, m.num_blocks, m.num_heads, m.ff_dim, m.dropout, seed)
+        output_embedding = self.item_embedding
+        if not m.tie_item_embeddings:
+            output_embedding = tf.keras.layers.Embedding(
+                table.num_items + NUM_RESERVED, m.dim, embeddings_initializer=initializer(seed, 10)
+            )
         self.item_tower = ItemTower(
-            self.item_embedding,
+            output_embedding,
             table.item_creator,
             table.item_categories,
             table.num_creators,
@@ -142,21 +147,29 @@ class NTRModel(tfrs.Model):
         return (creator_rows & same_creator) | (category_rows & same_category)
 
     def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        m = self.config.model
         targets = self.target_queries(features, training=training)
         if self.full_softmax:
             candidates = self.candidate_tokens
             target_index = targets["item"] - NUM_RESERVED
             probability = None
         else:
-            # In-batch targets + uniform extras, each id once (so no accidental hits), with
-            # logQ from the train frequency of positives.
+            # In-batch candidates + uniform extras, each id once (so no accidental hits), with
+            # logQ from the train frequency of positives. Only targets that carry a loss are
+            # candidates: positives_only must not see negative items even as sampled negatives.
             uniform = tf.random.uniform(
                 [self.config.model.num_uniform_candidates],
                 NUM_RESERVED,
                 self.num_items + NUM_RESERVED,
                 tf.int32,
             )
-            candidates, index = tf.unique(tf.concat([targets["item"], uniform], axis=0))
+            carries_loss = targets["label"] == int(Label.POSITIVE)
+            if m.explicit_weight > 0:
+                carries_loss |= targets["label"] == int(Label.EXPLICIT_NEGATIVE)
+            if m.implicit_weight > 0:
+                carries_loss |= targets["label"] == int(Label.IMPLICIT_NEGATIVE)
+            in_batch = tf.where(carries_loss, targets["item"], targets["item"][:1])
+            candidates, index = tf.unique(tf.concat([in_batch, uniform], axis=0))
             target_index = index[: tf.shape(targets["item"])[0]]
             probability = tf.exp(tf.gather(self.item_log_q, candidates - NUM_RESERVED))
         group_mask = None

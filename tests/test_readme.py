@@ -18,7 +18,7 @@ def test_ci_runs_the_readme_test_command():
     assert blocks[0].endswith("ntr demo")
 
 
-PLUGIN_DRIVER = '''
+PLUGIN_DRIVER = """
 import numpy as np
 from ntr.retrieval.tf_env import tf
 
@@ -31,11 +31,13 @@ item_col = rng.choice(items, 600)
 label_col = np.array([1 if int(i[1:]) % 2 == 0 else 2 for i in item_col])
 
 def tower(vocab):
-    return tf.keras.Sequential([tf.keras.layers.StringLookup(vocabulary=vocab), tf.keras.layers.Embedding(len(vocab) + 1, 8)])
+    lookup = tf.keras.layers.StringLookup(vocabulary=vocab)
+    return tf.keras.Sequential([lookup, tf.keras.layers.Embedding(len(vocab) + 1, 8)])
 
 model = MyRetrievalModel(tower(users), tower(items))
 model.compile(optimizer=tf.keras.optimizers.Adagrad(0.5))
-data = tf.data.Dataset.from_tensor_slices({"user_id": user_col, "item_id": item_col, "label": label_col}).batch(60)
+columns = {"user_id": user_col, "item_id": item_col, "label": label_col}
+data = tf.data.Dataset.from_tensor_slices(columns).batch(60)
 history = model.fit(data, epochs=5, verbose=0).history["loss"]
 assert all(np.isfinite(history)) and history[-1] < history[0], history
 # The disliked (odd) items end up scored below the liked ones.
@@ -43,7 +45,7 @@ scores = model.user_tower(tf.constant(users)).numpy() @ model.item_tower(tf.cons
 odd = np.array([int(i[1:]) % 2 == 1 for i in items])
 assert scores[:, odd].mean() < scores[:, ~odd].mean()
 print("plugin example ok")
-'''
+"""
 
 
 def test_readme_plugin_example_runs(tmp_path):

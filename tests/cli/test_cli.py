@@ -36,9 +36,19 @@ def test_every_flag_is_documented(command, capsys):
 
 def test_tiny_demo_then_preprocess_again(tmp_path, capsys):
     workdir = str(tmp_path / "w")
-    assert main(["demo", "--workdir", workdir, "--scale", "tiny", "--seed", "1"]) == 0
+    assert main(["demo", "--workdir", workdir, "--scale", "tiny", "--seed", "1", "--epochs", "1"]) == 0
     out = capsys.readouterr().out
     assert "reconciled: True" in out and f"{workdir}/data" in out
+    # Both variants trained, evaluated, and compared in one table.
+    for variant in ("positives_only", "ntr"):
+        report = json.loads((tmp_path / "w" / "reports" / f"evaluation-{variant}.json").read_text())
+        assert report["variant"] == variant and report["split"] == "test"
+        for name in ("ndcg@10", "recall@10", "neghit@10", "delta_hr@10", "auc", "fhr@10"):
+            assert set(report["metrics"][name]) == {"mean", "se", "n"}
+        assert 0 <= report["metrics"]["ndcg@10"]["mean"] <= report["metrics"]["recall@10"]["mean"] <= 1
+        assert (tmp_path / "w" / "models" / variant / "saved_model" / "saved_model.pb").exists()
+    table = out.split("test split")[1]
+    assert "positives_only" in out and "neghit@10" in table and "delta_hr@10" in table
     stats = json.loads((tmp_path / "w" / "data" / "stats.json").read_text())
     world = json.loads((tmp_path / "w" / "raw" / "world.json").read_text())
     assert stats["rows_in"] == world["summary"]["events"] == stats["rows_out"]
@@ -59,3 +69,9 @@ def test_errors_say_what_to_do(tmp_path, capsys):
     assert "ntr generate" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["generate", "--no-such-flag"])
+    assert main(["train", "--workdir", str(tmp_path), "--set", "model.dims=3"]) == 2
+    assert "unknown field 'model.dims'" in capsys.readouterr().err
+    assert main(["train", "--workdir", str(tmp_path), "--set", "dim=3"]) == 2
+    assert "model.dim=32" in capsys.readouterr().err
+    assert main(["evaluate", "--workdir", str(tmp_path)]) == 2
+    assert "run `ntr train` first" in capsys.readouterr().err

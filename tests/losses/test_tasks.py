@@ -15,12 +15,16 @@ from ntr.retrieval.tf_env import tf
 
 L = np.log(np.array([[1.0, 2.0, 1.0], [1.0, 1.0, 2.0]], np.float32))
 EYE = np.eye(3, dtype=np.float32)
-POS, EXP, IMP, NEU = (int(x) for x in (Label.POSITIVE, Label.EXPLICIT_NEGATIVE, Label.IMPLICIT_NEGATIVE, Label.NEUTRAL))
+POS, EXP, IMP, NEU = (
+    int(x) for x in (Label.POSITIVE, Label.EXPLICIT_NEGATIVE, Label.IMPLICIT_NEGATIVE, Label.NEUTRAL)
+)
 LOG2 = math.log(2.0)
 
 
 def run(task, labels, target_index, **kwargs):
-    return float(task(tf.constant(L), tf.constant(EYE), tf.constant(labels), tf.constant(target_index), **kwargs))
+    return float(
+        task(tf.constant(L), tf.constant(EYE), tf.constant(labels), tf.constant(target_index), **kwargs)
+    )
 
 
 def test_positive_plus_explicit_negative():
@@ -51,7 +55,9 @@ def test_group_rows_use_group_loss():
         calls.append(rows.numpy().tolist())
         return tf.gather(mask, rows)
 
-    assert run(NotToRecommendTask(), [POS, EXP], [1, 2], group_mask=build) == pytest.approx(3 * LOG2, rel=1e-6)
+    assert run(NotToRecommendTask(), [POS, EXP], [1, 2], group_mask=build) == pytest.approx(
+        3 * LOG2, rel=1e-6
+    )
     assert calls == [[1]]
 
 

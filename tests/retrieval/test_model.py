@@ -42,7 +42,11 @@ def test_hidden_negatives_do_not_reach_the_query(tiny_data):
     label = batch["label"].numpy()
     negative = (label == int(Label.EXPLICIT_NEGATIVE)) | (label == int(Label.IMPLICIT_NEGATIVE))
     assert negative.any()
-    edited = dict(batch, item=tf.where(negative, NUM_RESERVED, batch["item"]), action=tf.where(negative, 2, batch["action"]))
+    edited = dict(
+        batch,
+        item=tf.where(negative, NUM_RESERVED, batch["item"]),
+        action=tf.where(negative, 2, batch["action"]),
+    )
     for variant, should_change in (("positives_only", False), ("neg_features_only", True)):
         model = NTRModel(tiny_config(variant), table)
         before = model.target_queries(batch)
@@ -99,7 +103,9 @@ def test_rank_targets_against_numpy_oracle(tiny_data):
             finite = s[np.isfinite(s)]
             log_p = target - (finite.max() + np.log(np.exp(finite - finite.max()).sum()))
             assert ranked.log_p[j] == pytest.approx(log_p, abs=1e-4)
-            assert set(ranked.top[j].tolist()) == set((np.argsort(-s, kind="stable")[:7] + NUM_RESERVED).tolist())
+            assert set(ranked.top[j].tolist()) == set(
+                (np.argsort(-s, kind="stable")[:7] + NUM_RESERVED).tolist()
+            )
             checked += 1
         offset += batch["item"].shape[0]
     assert checked == len(ranked.rank) > 50
@@ -114,5 +120,7 @@ def test_loss_is_finite_for_every_variant(tiny_data):
         assert np.isfinite(losses[variant]) and losses[variant] > 0
     # Same initial weights: the NTR terms only add to the positive loss.
     assert losses["ntr"] > losses["neg_features_only"]
-    sampled = NTRModel(tiny_config("ntr", ("model.softmax=\"sampled\"", "model.num_uniform_candidates=20")), table)
+    sampled = NTRModel(
+        tiny_config("ntr", ('model.softmax="sampled"', "model.num_uniform_candidates=20")), table
+    )
     assert np.isfinite(float(sampled.compute_loss(batch)))

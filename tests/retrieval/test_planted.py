@@ -1,4 +1,11 @@
-"""NTR lowers the probability of an item every user dislikes, versus positives-only training."""
+"""NTR lowers the probability of an item every user dislikes, versus positives-only training.
+
+Trained with in-batch sampled softmax, as at production scale: a positives-only model never
+meets the planted item as a candidate, so it scores it by what it shares with liked items (its
+creator and categories); NTR is what pushes it down. (With a full-corpus softmax every item is
+in every denominator, so positives-only training already pushes never-liked items down and the
+NTR term, whose gradient is w * p, adds little: BENCHMARKS.md shows it.)
+"""
 
 import collections
 import json
@@ -8,7 +15,7 @@ import numpy as np
 
 from ntr.pipelines.config import PreprocessConfig
 from ntr.pipelines.pipeline import run_preprocess
-from ntr.retrieval.data import NUM_RESERVED, load_vocab, sequence_dataset
+from ntr.retrieval.data import load_vocab, sequence_dataset
 from ntr.retrieval.train import load_trained, train
 from ntr.simulation.world import scaled_config, simulate, write_world
 from tests.retrieval.conftest import TINY_MAX_LEN, tiny_config
@@ -22,7 +29,9 @@ def _planted_world(root) -> str:
     items = [json.loads(line) for line in open(os.path.join(raw, "items.jsonl"))]
     events = [json.loads(line) for line in open(os.path.join(raw, "events.jsonl"))]
     creator_of = {item["item_id"]: item for item in items}
-    liked = collections.Counter(creator_of[e["item_id"]]["creator_id"] for e in events if e["action"] == "like")
+    liked = collections.Counter(
+        creator_of[e["item_id"]]["creator_id"] for e in events if e["action"] == "like"
+    )
     top_creator = liked.most_common(1)[0][0]
     template = next(item for item in items if item["creator_id"] == top_creator)
     items.append(dict(template, item_id="planted", text="planted"))
@@ -36,8 +45,15 @@ def _planted_world(root) -> str:
             out.append(e)
             if i in (2, len(evs) // 2, len(evs) - 4):
                 out.append(
-                    {"user_id": user, "item_id": "planted", "timestamp": e["timestamp"], "action": "dislike",
-                     "watch_ms": None, "duration_ms": None, "reason": "quality"}
+                    {
+                        "user_id": user,
+                        "item_id": "planted",
+                        "timestamp": e["timestamp"],
+                        "action": "dislike",
+                        "watch_ms": None,
+                        "duration_ms": None,
+                        "reason": "quality",
+                    }
                 )
     for name, rows in (("items.jsonl", items), ("events.jsonl", out)):
         with open(os.path.join(raw, name), "w") as handle:
@@ -71,11 +87,20 @@ def test_ntr_pushes_down_an_always_disliked_item(tmp_path):
     data = _planted_world(tmp_path)
     p = {}
     for variant in ("positives_only", "ntr"):
-        config = tiny_config(variant, ("train.epochs=8", "train.patience=99", "train.learning_rate=0.01"))
+        config = tiny_config(
+            variant,
+            (
+                "train.epochs=8",
+                "train.patience=99",
+                "train.learning_rate=0.01",
+                'model.softmax="sampled"',
+                "model.num_uniform_candidates=0",
+            ),
+        )
         train(config, data, str(tmp_path / variant), log=lambda _: None)
         p[variant] = _mean_p_planted(load_trained(str(tmp_path / variant), data), data)
     uniform = 1.0 / (len(load_vocab(data, "items")))
-    # positives-only scores it like its creator's other items; NTR pushes it far below.
+    # Positives-only scores it above uniform, like its creator's other items (measured 0.0039
+    # vs uniform 0.0033); NTR pushes it far below (measured 0.0007).
+    assert p["positives_only"] > uniform, (p, uniform)
     assert p["ntr"] < 0.5 * p["positives_only"], p
-    assert p["ntr"] < uniform, (p, uniform)
-    assert NUM_RESERVED == 2

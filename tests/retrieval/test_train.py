@@ -37,7 +37,13 @@ def test_train_export_and_reload_in_a_fresh_process(tiny_data, tmp_path):
     assert meta["export"]["fingerprint"] == exported["fingerprint"] and len(exported["fingerprint"]) == 64
 
     history = [
-        {"item_id": item_ids[0], "action": "view", "timestamp": 10, "watch_ms": 20_000, "duration_ms": 30_000},
+        {
+            "item_id": item_ids[0],
+            "action": "view",
+            "timestamp": 10,
+            "watch_ms": 20_000,
+            "duration_ms": 30_000,
+        },
         {"item_id": item_ids[1], "action": "dislike", "reason": "creator", "timestamp": 50},
         {"item_id": "never-seen", "action": "view", "timestamp": 70, "watch_ms": 500, "duration_ms": 30_000},
     ]
@@ -52,7 +58,14 @@ def test_train_export_and_reload_in_a_fresh_process(tiny_data, tmp_path):
         "np.save(sys.argv[3], out['query_embedding'].numpy())\n"
     )
     subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path / "ntr" / "saved_model"), str(tmp_path / "inputs.npy"), str(tmp_path / "q.npy")],
+        [
+            sys.executable,
+            "-c",
+            script,
+            str(tmp_path / "ntr" / "saved_model"),
+            str(tmp_path / "inputs.npy"),
+            str(tmp_path / "q.npy"),
+        ],
         check=True,
     )
     reloaded = np.load(tmp_path / "q.npy")
@@ -61,7 +74,9 @@ def test_train_export_and_reload_in_a_fresh_process(tiny_data, tmp_path):
     from ntr.retrieval.tf_env import tf
 
     module = QueryModule(model, tiny_data)
-    here = module.serve({k: tf.constant(v.astype(str) if v.dtype == object else v) for k, v in inputs.items()})
+    here = module.serve(
+        {k: tf.constant(v.astype(str) if v.dtype == object else v) for k, v in inputs.items()}
+    )
     np.testing.assert_array_equal(reloaded, here["query_embedding"].numpy())
     assert np.abs(reloaded[0] - reloaded[1]).max() > 1e-4  # the dislike and skip changed the query
 
@@ -79,7 +94,9 @@ def test_killed_run_resumes_to_the_same_result(tiny_data, tmp_path):
     subprocess.run(ntr_train(tiny_data, str(straight), *args), check=True, capture_output=True)
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(ntr_train(tiny_data, str(killed), *args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        ntr_train(tiny_data, str(killed), *args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     deadline = time.time() + 120
     while not (killed / "checkpoints" / "checkpoint").exists():
         assert proc.poll() is None and time.time() < deadline, "no checkpoint before the run ended"
@@ -88,7 +105,9 @@ def test_killed_run_resumes_to_the_same_result(tiny_data, tmp_path):
     proc.wait()
     assert not (killed / "metrics.json").exists(), "the run finished before it was killed"
 
-    resumed = subprocess.run(ntr_train(tiny_data, str(killed), *args), check=True, capture_output=True, text=True)
+    resumed = subprocess.run(
+        ntr_train(tiny_data, str(killed), *args), check=True, capture_output=True, text=True
+    )
     assert "resuming from" in resumed.stdout
     a = json.loads((straight / "metrics.json").read_text())
     b = json.loads((killed / "metrics.json").read_text())
