@@ -107,6 +107,30 @@ def build_model(config: RetrievalConfig, data_dir: str, table: ItemTable | None 
     return model
 
 
+def make_train_step(
+    model: NTRModel, optimizer: tf.keras.optimizers.Optimizer, strategy: tf.distribute.Strategy
+):
+    """A compiled step: (distributed) batch -> (loss, number of targets), summed over replicas."""
+
+    @tf.function
+    def train_step(batch):
+        def step_fn(inputs):
+            with tf.GradientTape() as tape:
+                loss = model.compute_loss(inputs, training=True)
+                scaled = loss / strategy.num_replicas_in_sync
+            gradients = tape.gradient(scaled, model.trainable_variables)
+            optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
+            return scaled, tf.reduce_sum(inputs["is_target"])
+
+        loss, targets = strategy.run(step_fn, args=(batch,))
+        return (
+            strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None),
+            strategy.reduce(tf.distribute.ReduceOp.SUM, targets, axis=None),
+        )
+
+    return train_step
+
+
 def train(
     config: RetrievalConfig,
     data_dir: str,
@@ -147,21 +171,7 @@ def train(
             f"{int(state['step_in_epoch'])} batches into it"
         )
 
-    @tf.function
-    def train_step(batch):
-        def step_fn(inputs):
-            with tf.GradientTape() as tape:
-                loss = model.compute_loss(inputs, training=True)
-                scaled = loss / strategy.num_replicas_in_sync
-            gradients = tape.gradient(scaled, model.trainable_variables)
-            optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
-            return scaled, tf.reduce_sum(inputs["is_target"])
-
-        loss, targets = strategy.run(step_fn, args=(batch,))
-        return (
-            strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None),
-            strategy.reduce(tf.distribute.ReduceOp.SUM, targets, axis=None),
-        )
+    train_step = make_train_step(model, optimizer, strategy)
 
     writer = tf.summary.create_file_writer(os.path.join(model_dir, "logs"))
     steps_per_epoch = _steps_per_epoch(data_dir, config.train.batch_size)

@@ -1,0 +1,148 @@
+"""Retrieval quality of the ablation variants on the synthetic world, ml-100k and KuaiRand.
+
+For each dataset, variant and seed: `ntr train` + `ntr evaluate` (test split, full corpus,
+history filtered). Each figure is the mean over seeds ± the standard error over seeds. Runs
+already evaluated in the work directory are reused, so an interrupted benchmark resumes.
+
+    python -m benchmarks.retrieval_quality [--datasets world,ml100k,kuairand] [--seeds 0,1,2]
+        [--root /tmp/ntr-bench] [--datasets-dir ../shared/datasets] [--set model.softmax="sampled"]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from benchmarks.report import write_section
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NTR = os.path.join(os.path.dirname(sys.executable), "ntr")
+ALL_VARIANTS = ("positives_only", "neg_features_only", "ntr", "ntr_reasons", "group_ntr")
+# Reasons (and so ntr_reasons / group_ntr) exist only in the synthetic world.
+DATASETS = {
+    "world": {"variants": ALL_VARIANTS, "preprocess": []},
+    "ml100k": {
+        "variants": ALL_VARIANTS[:3],
+        "preprocess": ["--source", "ml100k", "--data", "{datasets}/ml-100k"],
+    },
+    "kuairand": {
+        "variants": ALL_VARIANTS[:3],
+        "preprocess": ["--source", "kuairand", "--data", "{datasets}/kuairand27k_like_hate"],
+    },
+}
+METRICS = ("ndcg@10", "recall@10", "neghit@10", "delta_hr@10", "auc")
+
+
+def run(cmd: list[str]) -> None:
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+
+
+def prepare(name: str, workdir: str, datasets_dir: str) -> None:
+    if os.path.exists(os.path.join(workdir, "data", "stats.json")):
+        return
+    if name == "world":
+        run([NTR, "generate", "--workdir", workdir])
+    args = [a.format(datasets=datasets_dir) for a in DATASETS[name]["preprocess"]]
+    run([NTR, "preprocess", "--workdir", workdir, *args])
+
+
+def train_and_evaluate(workdir: str, variant: str, seed: int, overrides: list[str]) -> dict:
+    tag = f"{variant}-s{seed}"
+    report = os.path.join(workdir, "reports", f"bench-{tag}.json")
+    if not os.path.exists(report):
+        model_dir = os.path.join(workdir, "models", tag)
+        sets = [x for item in overrides for x in ("--set", item)]
+        started = time.perf_counter()
+        run([NTR, "train", "--workdir", workdir, "--variant", variant, "--seed", str(seed), "--model-dir", model_dir,
+             "--fresh", "--no-progress", *sets])  # fmt: skip
+        run(
+            [
+                NTR,
+                "evaluate",
+                "--workdir",
+                workdir,
+                "--variant",
+                variant,
+                "--model-dir",
+                model_dir,
+                "--output",
+                report,
+            ]
+        )
+        with open(report, encoding="utf-8") as handle:
+            data = json.load(handle)
+        data["seconds"] = round(time.perf_counter() - started, 1)
+        with open(report, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
+    with open(report, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def mean_se(values: list[float]) -> tuple[float, float]:
+    a = np.asarray(values, np.float64)
+    return float(a.mean()), float(a.std(ddof=1) / np.sqrt(a.size)) if a.size > 1 else 0.0
+
+
+def table(name: str, results: dict[str, list[dict]]) -> str:
+    lines = [
+        f"**{name}** (test split; mean ± SE over {len(next(iter(results.values())))} seeds)\n",
+        "| variant | "
+        + " | ".join(METRICS)
+        + " | NegHit@10 vs positives_only | NDCG@10 vs positives_only | s/run |",
+        "|---|" + "---|" * (len(METRICS) + 3),
+    ]
+    base = {m: mean_se([r["metrics"][m]["mean"] for r in results["positives_only"]])[0] for m in METRICS}
+    for variant, runs in results.items():
+        cells = []
+        for metric in METRICS:
+            mean, se = mean_se([r["metrics"][metric]["mean"] for r in runs])
+            cells.append(f"{mean:.4f} ± {se:.4f}")
+        neg = mean_se([r["metrics"]["neghit@10"]["mean"] for r in runs])[0]
+        ndcg = mean_se([r["metrics"]["ndcg@10"]["mean"] for r in runs])[0]
+        seconds = np.mean([r.get("seconds", np.nan) for r in runs])
+        lines.append(
+            f"| `{variant}` | " + " | ".join(cells) + f" | {100 * (neg / base['neghit@10'] - 1):+.1f}% "
+            f"| {100 * (ndcg / base['ndcg@10'] - 1):+.1f}% | {seconds:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", default="world,ml100k,kuairand", help="comma-separated datasets")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
+    parser.add_argument("--root", default="/tmp/ntr-bench", help="work directories go under here")
+    parser.add_argument(
+        "--datasets-dir", default=os.path.join(ROOT, "..", "shared", "datasets"), help="public datasets"
+    )
+    parser.add_argument("--set", action="append", default=[], help="config override for every run")
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    sections = []
+    for name in args.datasets.split(","):
+        workdir = os.path.join(args.root, name)
+        prepare(name, workdir, os.path.abspath(args.datasets_dir))
+        results = {
+            v: [train_and_evaluate(workdir, v, s, args.set) for s in seeds]
+            for v in DATASETS[name]["variants"]
+        }
+        sections.append(table(name, results))
+        print(sections[-1], flush=True)
+    overrides = ", ".join(f"`{s}`" for s in args.set) or "none"
+    body = (
+        "Each run: `ntr train --variant V --seed S` with the default config (early stopping on valid "
+        f"NDCG@10), then `ntr evaluate` on the test split. Config overrides: {overrides}.\n\n"
+        + "\n\n".join(sections)
+    )
+    write_section("retrieval_quality", "Retrieval quality of the ablation variants", body)
+
+
+if __name__ == "__main__":
+    main()
