@@ -55,7 +55,7 @@ def test_readme_plugin_example_runs(tmp_path):
 
     readme = (ROOT / "README.md").read_text()
     snippet = readme.split("<!-- plugin-example -->\n```python\n")[1].split("```")[0]
-    assert len(snippet.strip().splitlines()) <= 12
+    assert len([line for line in snippet.splitlines() if line.strip()]) <= 10  # "a ten-line example"
     script = tmp_path / "plugin_example.py"
     script.write_text(snippet + PLUGIN_DRIVER)
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path)
