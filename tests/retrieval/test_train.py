@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -86,6 +87,14 @@ def test_resume_refuses_a_different_config(tiny_data, tmp_path):
     train(tiny_config("ntr", ("train.epochs=1",)), tiny_data, model_dir, log=lambda _: None)
     with pytest.raises(ValueError, match="--fresh"):
         train(tiny_config("ntr", ("train.epochs=1", "model.dim=8", "model.ff_dim=8")), tiny_data, model_dir)
+    # Data with other vocabularies (here: a copy whose vocab hash differs) is refused too.
+    other = tmp_path / "other-data"
+    shutil.copytree(tiny_data, other)
+    stats = json.loads((other / "stats.json").read_text())
+    stats["vocab_hash"] = "0" * 64
+    (other / "stats.json").write_text(json.dumps(stats))
+    with pytest.raises(ValueError, match="retrain with `ntr train`"):
+        load_trained(model_dir, str(other))
 
 
 def test_killed_run_resumes_to_the_same_result(tiny_data, tmp_path):
