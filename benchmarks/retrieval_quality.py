@@ -6,6 +6,7 @@ already evaluated in the work directory are reused, so an interrupted benchmark 
 
     python -m benchmarks.retrieval_quality [--datasets world,ml100k,kuairand] [--seeds 0,1,2]
         [--root /tmp/ntr-bench] [--datasets-dir ../shared/datasets] [--set model.softmax="sampled"]
+        [--variants positives_only,ntr] [--section retrieval_quality_sampled]
 """
 
 from __future__ import annotations
@@ -123,6 +124,10 @@ def main() -> None:
         "--datasets-dir", default=os.path.join(ROOT, "..", "shared", "datasets"), help="public datasets"
     )
     parser.add_argument("--set", action="append", default=[], help="config override for every run")
+    parser.add_argument(
+        "--variants", help="comma-separated subset of variants (default: all the dataset has)"
+    )
+    parser.add_argument("--section", default="retrieval_quality", help="BENCHMARKS.md section to write")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     sections = []
@@ -141,7 +146,10 @@ def main() -> None:
         f"NDCG@10), then `ntr evaluate` on the test split. Config overrides: {overrides}.\n\n"
         + "\n\n".join(sections)
     )
-    write_section("retrieval_quality", "Retrieval quality of the ablation variants", body)
+    title = "Retrieval quality of the ablation variants"
+    if args.set:
+        title += " (" + ", ".join(args.set) + ")"
+    write_section(args.section, title, body)
 
 
 if __name__ == "__main__":
