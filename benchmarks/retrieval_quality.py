@@ -91,6 +91,11 @@ def mean_se(values: list[float]) -> tuple[float, float]:
     return float(a.mean()), float(a.std(ddof=1) / np.sqrt(a.size)) if a.size > 1 else 0.0
 
 
+def relative(value: float, base: float) -> str:
+    """`+x.x%` change against `base`, or n/a when the base is 0 (e.g. no negative in any top 10)."""
+    return f"{100 * (value / base - 1):+.1f}%" if base else "n/a (base 0)"
+
+
 def table(name: str, results: dict[str, list[dict]]) -> str:
     lines = [
         f"**{name}** (test split; mean ± SE over {len(next(iter(results.values())))} seeds)\n",
@@ -109,8 +114,8 @@ def table(name: str, results: dict[str, list[dict]]) -> str:
         ndcg = mean_se([r["metrics"]["ndcg@10"]["mean"] for r in runs])[0]
         seconds = np.mean([r.get("seconds", np.nan) for r in runs])
         lines.append(
-            f"| `{variant}` | " + " | ".join(cells) + f" | {100 * (neg / base['neghit@10'] - 1):+.1f}% "
-            f"| {100 * (ndcg / base['ndcg@10'] - 1):+.1f}% | {seconds:.0f} |"
+            f"| `{variant}` | " + " | ".join(cells) + f" | {relative(neg, base['neghit@10'])} "
+            f"| {relative(ndcg, base['ndcg@10'])} | {seconds:.0f} |"
         )
     return "\n".join(lines)
 
