@@ -41,7 +41,9 @@ def commit() -> str:
 def write_section(name: str, title: str, body: str) -> None:
     """Replaces (or appends) the section `name` of BENCHMARKS.md with `body` and run details."""
     stamp = datetime.date.today().isoformat()
-    command = " ".join(["python", "-m", f"benchmarks.{name}"] + sys.argv[1:])
+    # The script that runs, not the section name: one script may write several sections.
+    script = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+    command = " ".join(["python", "-m", f"benchmarks.{script}"] + sys.argv[1:])
     section = (
         f"<!-- BEGIN {name} -->\n## {title}\n\n"
         f"Command: `{command}`  \nMachine: {machine()}  \nDate: {stamp}, commit {commit()}\n\n"

@@ -139,10 +139,10 @@ def main() -> None:
     for name in args.datasets.split(","):
         workdir = os.path.join(args.root, name)
         prepare(name, workdir, os.path.abspath(args.datasets_dir))
-        results = {
-            v: [train_and_evaluate(workdir, v, s, args.set) for s in seeds]
-            for v in DATASETS[name]["variants"]
-        }
+        variants = [
+            v for v in DATASETS[name]["variants"] if not args.variants or v in args.variants.split(",")
+        ]
+        results = {v: [train_and_evaluate(workdir, v, s, args.set) for s in seeds] for v in variants}
         sections.append(table(name, results))
         print(sections[-1], flush=True)
     overrides = ", ".join(f"`{s}`" for s in args.set) or "none"
