@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ntr.cli import demo, evaluate, generate, preprocess, train
+from ntr.cli import demo, evaluate, generate, index, preprocess, serve, train
 
 # Command name -> module with `add_arguments(parser)`, `run(args, extra) -> int` and HELP.
 COMMANDS = {
@@ -13,6 +13,8 @@ COMMANDS = {
     "preprocess": preprocess,
     "train": train,
     "evaluate": evaluate,
+    "index": index,
+    "serve": serve,
     "demo": demo,
 }
 

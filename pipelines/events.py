@@ -16,6 +16,8 @@ import enum
 
 EVENT_COLUMNS = ("user_id", "item_id", "timestamp", "action", "watch_ms", "duration_ms", "reason")
 REQUIRED_COLUMNS = ("user_id", "item_id", "timestamp", "action")
+# Unix seconds after 2100-01-01 are almost surely milliseconds or garbage.
+MAX_TIMESTAMP = 4_102_444_800
 
 
 class Label(enum.IntEnum):

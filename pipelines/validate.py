@@ -7,10 +7,7 @@ from typing import Any
 
 import apache_beam as beam
 
-from ntr.pipelines.events import ACTIONS, REASONS, REQUIRED_COLUMNS
-
-# Unix seconds after 2100-01-01 are almost surely milliseconds or garbage.
-MAX_TIMESTAMP = 4_102_444_800
+from ntr.pipelines.events import ACTIONS, MAX_TIMESTAMP, REASONS, REQUIRED_COLUMNS
 
 DEAD_LETTER_TAG = "dead_letter"
 

@@ -157,3 +157,34 @@ def load_items(data_dir: str) -> list[dict]:
             }
         )
     return items
+
+
+def read_histories(data_dir: str, split: str, limit: int | None = None) -> list[list[dict]]:
+    """The windows of a split as canonical event histories (what serving receives), file order.
+
+    Args:
+      data_dir: WORKDIR/data.
+      split: `train`, `valid` or `test`.
+      limit: stop after this many windows (None: all).
+
+    Returns:
+      Per window, event dicts (item_id, timestamp, action, watch_ms, duration_ms, reason),
+      oldest first; missing numbers and reasons are None.
+    """
+    histories = []
+    for record in tf.data.TFRecordDataset(split_files(data_dir, split), compression_type="GZIP"):
+        if limit is not None and len(histories) >= limit:
+            break
+        _, lists = tf.io.parse_single_sequence_example(
+            record, context_features=_CONTEXT_SPEC, sequence_features=_SEQUENCE_SPEC
+        )
+        columns = {name: value.numpy() for name, value in lists.items()}
+        events = []
+        for j in range(len(columns["item_id"])):
+            event = {name: columns[name][j].decode() or None for name in ("item_id", "action", "reason")}
+            for name in ("timestamp", "watch_ms", "duration_ms"):
+                value = int(columns[name][j])
+                event[name] = None if value == MISSING_INT and name != "timestamp" else value
+            events.append(event)
+        histories.append(events)
+    return histories

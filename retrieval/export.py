@@ -1,9 +1,9 @@
 """Export for serving: a SavedModel (history -> query embedding), item embeddings and ids.
 
 models/<variant>/ gets saved_model/, item_embeddings.npy [num_items, dim], item_ids.txt (row i
-of the embeddings is line i) and, in config.json, `export` = {fingerprint, vocab_hash, dim,
-num_items}. The fingerprint is a SHA-256 of the weights, so an index or service built from
-one export can refuse another.
+of the embeddings is line i), items.jsonl (each item's catalogue row and train popularity, same
+order) and, in config.json, `export` = {fingerprint, vocab_hash, dim, num_items}.
+The fingerprint is a SHA-256 of the weights, so an index or service built from one export can refuse another.
 """
 
 from __future__ import annotations
@@ -22,11 +22,13 @@ from ntr.pipelines.events import (
     Label,
     LabelConfig,
 )
-from ntr.retrieval.data import NUM_RESERVED, load_vocab, lookup_table
+from ntr.retrieval.data import NUM_RESERVED, load_items, load_vocab, lookup_table
+from ntr.retrieval.items import positive_counts
 from ntr.retrieval.model import NTRModel
 from ntr.retrieval.tf_env import tf
 
 SIGNATURE = "serving_default"
+ITEMS_FILE = "items.jsonl"
 # Serving inputs: [batch, seq_len] per event, left-aligned, "" / -1 padded.
 STRING_INPUTS = ("item_id", "action", "reason")
 INT_INPUTS = ("timestamp", "watch_ms", "duration_ms")
@@ -138,6 +140,13 @@ def export_model(model: NTRModel, data_dir: str, model_dir: str) -> dict:
     items = load_vocab(data_dir, "items")
     with open(os.path.join(model_dir, "item_ids.txt"), "w", encoding="utf-8") as handle:
         handle.writelines(f"{item}\n" for item in items)
+    # The catalogue rows in embedding order, so serving and the simulator need only this folder.
+    # `positives` (train popularity) ranks items for a history the model can say nothing about.
+    catalogue = {item["item_id"]: item for item in load_items(data_dir)}
+    with open(os.path.join(model_dir, ITEMS_FILE), "w", encoding="utf-8") as handle:
+        for item, count in zip(items, positive_counts(data_dir, items), strict=True):
+            row = catalogue.get(item, {"item_id": item, "creator_id": "", "categories": []})
+            handle.write(json.dumps({**row, "positives": int(count)}, sort_keys=True) + "\n")
     config_path = os.path.join(model_dir, "config.json")
     with open(config_path, encoding="utf-8") as handle:
         metadata = json.load(handle)

@@ -54,6 +54,20 @@ def _ids(tokens: list[str]) -> dict[str, int]:
     return {token: i + NUM_RESERVED for i, token in enumerate(tokens)}
 
 
+def positive_counts(data_dir: str, items: list[str]) -> np.ndarray:
+    """[len(items)] int64 positive train targets per item, from data/item_counts.tsv (0 if absent)."""
+    row = {item: i for i, item in enumerate(items)}
+    counts = np.zeros(len(items), np.int64)
+    path = os.path.join(data_dir, "item_counts.tsv")
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                name, _, count = line.rstrip("\n").partition("\t")
+                if name in row:
+                    counts[row[name]] += int(count)
+    return counts
+
+
 def load_item_table(data_dir: str) -> ItemTable:
     """Build the `ItemTable` of a preprocessed data directory."""
     items = load_vocab(data_dir, "items")
@@ -79,14 +93,8 @@ def load_item_table(data_dir: str) -> ItemTable:
     for i, reason in enumerate(reasons):
         known = REASON_GRANULARITY.get(reason, Granularity.ITEM)
         granularity[i + NUM_RESERVED] = GRANULARITY_CODE[known]
-    counts = np.ones(len(items), np.float64)  # add-one: unseen items keep a finite logQ
-    counts_path = os.path.join(data_dir, "item_counts.tsv")
-    if os.path.exists(counts_path):
-        with open(counts_path, encoding="utf-8") as handle:
-            for line in handle:
-                name, _, count = line.rstrip("\n").partition("\t")
-                if name in item_id:
-                    counts[item_id[name] - NUM_RESERVED] += int(count)
+    # add-one: unseen items keep a finite logQ
+    counts = 1.0 + positive_counts(data_dir, items).astype(np.float64)
     stats_path = os.path.join(data_dir, "stats.json")
     with open(stats_path, encoding="utf-8") as handle:
         vocab_hash = json.load(handle)["vocab_hash"]

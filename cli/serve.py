@@ -1,0 +1,71 @@
+"""`ntr serve`: the HTTP recommendation service over a trained variant and its index."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from ntr.retrieval.config import VARIANTS
+
+HELP = (
+    "Serve recommendations over HTTP (FastAPI + uvicorn, 127.0.0.1 by default): POST /v1/recommend, "
+    "POST /v1/events (SQLite store; a dislike changes the next response), GET /healthz, GET /v1/model, "
+    "OpenAPI schema at /docs and /openapi.json."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--variant",
+        choices=sorted(VARIANTS),
+        help="trained variant (default: the one the index was built from)",
+    )
+    parser.add_argument("--model-dir", help="exported model (default WORKDIR/models/<variant>)")
+    parser.add_argument("--index-dir", help="ScaNN index (default WORKDIR/index)")
+    parser.add_argument(
+        "--brute-force", action="store_true", help="exact NumPy search over the embeddings, no index needed"
+    )
+    parser.add_argument("--db", help="SQLite event store (default WORKDIR/events.sqlite)")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (0.0.0.0 exposes it)")
+    parser.add_argument("--port", type=int, default=8000, help="TCP port")
+    parser.add_argument("--max-k", type=int, default=100, help="largest k a request may ask for")
+    parser.add_argument("--max-history", type=int, default=1000, help="most events per recommend request")
+    parser.add_argument("--max-body-bytes", type=int, default=1_000_000, help="larger bodies get 413")
+    parser.add_argument(
+        "--synchronous",
+        default="NORMAL",
+        choices=("NORMAL", "FULL"),
+        help="SQLite durability (FULL: power loss too)",
+    )
+    parser.add_argument(
+        "--keep-consumed", action="store_true", help="do not filter items already in the history"
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=("critical", "error", "warning", "info", "debug")
+    )
+
+
+def run(args: argparse.Namespace, extra: list[str]) -> int:
+    from ntr.serving.index import read_manifest  # noqa: PLC0415
+    from ntr.serving.recommender import RecommenderConfig  # noqa: PLC0415
+    from ntr.serving.schemas import ServiceLimits  # noqa: PLC0415
+    from ntr.serving.server import ServiceConfig, serve  # noqa: PLC0415
+
+    index_dir = None if args.brute_force else (args.index_dir or os.path.join(args.workdir, "index"))
+    variant = args.variant
+    if variant is None:
+        variant = read_manifest(index_dir)["model"]["variant"] if index_dir else "ntr"
+    limits = ServiceLimits(max_k=args.max_k, max_history=args.max_history, max_body_bytes=args.max_body_bytes)
+    if min(limits.max_k, limits.max_history, limits.max_body_bytes) < 1:
+        raise ValueError("--max-k, --max-history and --max-body-bytes must be >= 1.")
+    config = ServiceConfig(
+        model_dir=args.model_dir or os.path.join(args.workdir, "models", variant),
+        index_dir=index_dir,
+        db_path=args.db or os.path.join(args.workdir, "events.sqlite"),
+        synchronous=args.synchronous,
+        limits=limits,
+        recommender=RecommenderConfig(exclude_consumed=not args.keep_consumed),
+    )
+    print(f"ntr serve: variant {variant}, http://{args.host}:{args.port} (docs at /docs)", flush=True)
+    serve(config, host=args.host, port=args.port, log_level=args.log_level)
+    return 0

@@ -1,0 +1,125 @@
+"""Request and response bodies of the HTTP service (pydantic; they make the OpenAPI schema).
+
+Limits (history length, k, events per request) come from `ServiceLimits` at app creation,
+so the request models are built by `request_models(limits)`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from ntr.pipelines.events import ACTIONS, MAX_TIMESTAMP, REASONS
+
+Action = Literal[ACTIONS]
+Reason = Literal[REASONS]
+_ID = Field(min_length=1, max_length=256)
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceLimits:
+    """Attributes:
+    max_k: largest k a request may ask for.
+    max_history: most events a recommend request may carry.
+    max_events: most events one POST /v1/events may carry.
+    max_body_bytes: larger request bodies get 413.
+    max_filter_ids: most ids in each exclusion list.
+    """
+
+    max_k: int = 100
+    max_history: int = 1000
+    max_events: int = 1000
+    max_body_bytes: int = 1_000_000
+    max_filter_ids: int = 1000
+
+
+class Event(BaseModel):
+    """One interaction (the canonical event of DESIGN.md, without user_id)."""
+
+    model_config = ConfigDict(extra="forbid")
+    item_id: str = _ID
+    timestamp: int = Field(gt=0, lt=MAX_TIMESTAMP, description="unix seconds (the pipeline's rule)")
+    action: Action
+    watch_ms: int | None = Field(default=None, ge=0, le=10**10)
+    duration_ms: int | None = Field(default=None, ge=0, le=10**10)
+    reason: Reason | None = None
+
+
+class RecommendedItem(BaseModel):
+    item_id: str
+    score: float
+    creator_id: str
+    categories: list[str]
+
+
+class FilteredItem(BaseModel):
+    item_id: str
+    score: float
+    why: str = Field(description="consumed, disliked, creator_disliked, category_disliked or request_filter")
+
+
+class RecommendResponse(BaseModel):
+    user_id: str | None
+    items: list[RecommendedItem]
+    ignored_items: list[str] = Field(description="history item ids the model does not know (skipped)")
+    cold_start: bool = Field(description="no usable history: ranked by training popularity")
+    history_length: int = Field(description="events used (stored + sent)")
+    filtered: list[FilteredItem] | None = Field(default=None, description="only with debug=true")
+
+
+class EventsResponse(BaseModel):
+    user_id: str
+    accepted: int
+    unknown_items: list[str] = Field(description="stored, but unknown to the current model")
+
+
+class ModelInfo(BaseModel):
+    variant: str
+    fingerprint: str
+    vocab_hash: str
+    num_items: int
+    dim: int
+    index: dict
+    limits: dict
+
+
+class Health(BaseModel):
+    status: str
+    events_stored: int
+
+
+def request_models(limits: ServiceLimits) -> tuple[type[BaseModel], type[BaseModel]]:
+    """(RecommendRequest, EventsRequest) with the service's limits in their constraints."""
+    ids = (list[str], Field(default_factory=list, max_length=limits.max_filter_ids))
+    filters = create_model(
+        "Filters",
+        __config__=ConfigDict(extra="forbid"),
+        exclude_items=ids,
+        exclude_creators=ids,
+        exclude_categories=ids,
+    )
+    recommend = create_model(
+        "RecommendRequest",
+        __config__=ConfigDict(extra="forbid"),
+        user_id=(str | None, Field(default=None, min_length=1, max_length=256)),
+        history=(
+            list[Event],
+            Field(
+                default_factory=list,
+                max_length=limits.max_history,
+                description="events after the stored ones, oldest first",
+            ),
+        ),
+        k=(int, Field(default=10, ge=1, le=limits.max_k)),
+        filters=(filters | None, None),
+        debug=(bool, Field(default=False, description="also return the filtered candidates")),
+    )
+    events = create_model(
+        "EventsRequest",
+        __config__=ConfigDict(extra="forbid"),
+        user_id=(str, _ID),
+        events=(list[Event], Field(min_length=1, max_length=limits.max_events)),
+    )
+    return recommend, events

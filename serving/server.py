@@ -1,0 +1,80 @@
+"""Assembles the service from a working directory and runs it under uvicorn.
+
+Shutdown is graceful: on SIGINT/SIGTERM uvicorn stops accepting connections, finishes the
+requests in flight, then the store is closed (and uvicorn re-raises the signal, so the exit
+status says which signal stopped it). Events are committed before their request is
+acknowledged, so even a kill -9 loses none that were acknowledged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+
+from ntr.retrieval.exported import ExportedModel
+from ntr.serving.index import load_index
+from ntr.serving.recommender import Recommender, RecommenderConfig
+from ntr.serving.schemas import ServiceLimits
+from ntr.serving.store import EventStore
+from ntr.serving.topk import BruteForce
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceConfig:
+    """Everything `ntr serve` needs.
+
+    Attributes:
+      model_dir: the exported model (models/<variant>).
+      index_dir: a ScaNN index built from that model, or None for exact brute force.
+      db_path: the SQLite event store.
+      synchronous: "NORMAL" (survives a process kill) or "FULL" (also power loss).
+      limits: request limits.
+      recommender: candidate and filter settings.
+    """
+
+    model_dir: str
+    index_dir: str | None
+    db_path: str
+    synchronous: str = "NORMAL"
+    limits: ServiceLimits = dataclasses.field(default_factory=ServiceLimits)
+    recommender: RecommenderConfig = dataclasses.field(default_factory=RecommenderConfig)
+
+
+def build_app(config: ServiceConfig):
+    """The FastAPI app and its store (closed when the app shuts down)."""
+    from ntr.serving.api import create_app  # noqa: PLC0415 (FastAPI only when serving)
+
+    model = ExportedModel(config.model_dir)
+    if config.index_dir is None:
+        index, info = BruteForce(model.embeddings), {"kind": "brute_force (numpy, no index)"}
+    else:
+        index, manifest = load_index(config.index_dir, model.export)
+        info = {
+            "kind": manifest["config"]["kind"],
+            "recall": manifest["recall"]["measured"],
+            "recall_k": manifest["recall"]["k"],
+            "search": manifest["search"],
+            "created": manifest.get("created"),
+        }
+    os.makedirs(os.path.dirname(os.path.abspath(config.db_path)), exist_ok=True)
+    store = EventStore(config.db_path, config.synchronous)
+    app = create_app(Recommender(model, index, config.recommender), store, config.limits, info)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        yield
+        # Runs after uvicorn has finished the requests in flight (graceful shutdown).
+        print(f"ntr serve: shut down cleanly; {store.count()} events in {config.db_path}", flush=True)
+        store.close()
+
+    app.router.lifespan_context = lifespan
+    return app, store
+
+
+def serve(config: ServiceConfig, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
+    """Runs the service until SIGINT/SIGTERM."""
+    import uvicorn  # noqa: PLC0415
+
+    app, _ = build_app(config)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10)

@@ -1,0 +1,91 @@
+"""The embedded event store (SQLite, WAL): what `POST /v1/events` appends and recommend reads.
+
+Each `append` is one transaction committed before it returns, so an event the service
+acknowledged survives the process being killed (WAL with synchronous=NORMAL is durable
+against process crashes; `synchronous="FULL"` also survives power loss, at one fsync per
+commit).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+from ntr.pipelines.events import EVENT_COLUMNS
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    timestamp INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    watch_ms INTEGER,
+    duration_ms INTEGER,
+    reason TEXT
+);
+CREATE INDEX IF NOT EXISTS events_by_user ON events (user_id, timestamp, seq);
+"""
+_FIELDS = ("item_id", "timestamp", "action", "watch_ms", "duration_ms", "reason")
+
+
+class EventStore:
+    """Per-user event histories in one SQLite file, safe to share between threads."""
+
+    def __init__(self, path: str, synchronous: str = "NORMAL"):
+        """Args:
+        path: the database file (created with its folder's write access; ":memory:" for tests
+          that need no durability).
+        synchronous: SQLite's synchronous pragma, "NORMAL" or "FULL" (see the module doc).
+        """
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError(f"synchronous must be NORMAL or FULL, got {synchronous!r}.")
+        self.path = path
+        # One connection behind a lock: SQLite serialises writers anyway, and reads are short.
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={synchronous}")
+        self._db.executescript(_SCHEMA)
+
+    def append(self, user_id: str, events: list[dict]) -> int:
+        """Stores `events` (canonical dicts) for `user_id` in one transaction; returns how many."""
+        rows = [(user_id, *(event.get(field) for field in _FIELDS)) for event in events]
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "INSERT INTO events (user_id, item_id, timestamp, action, watch_ms, duration_ms, reason) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+            except sqlite3.Error:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        return len(rows)
+
+    def history(self, user_id: str, limit: int | None = None) -> list[dict]:
+        """The user's events, oldest first (by timestamp, then arrival); the last `limit` only."""
+        query = "SELECT user_id, item_id, timestamp, action, watch_ms, duration_ms, reason FROM events "
+        query += "WHERE user_id = ? ORDER BY timestamp DESC, seq DESC"
+        params: tuple = (user_id,)
+        if limit is not None:
+            query += " LIMIT ?"
+            params += (int(limit),)
+        with self._lock:
+            rows = self._db.execute(query, params).fetchall()
+        return [dict(zip(EVENT_COLUMNS, row, strict=True)) for row in reversed(rows)]
+
+    def count(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+
+    def ping(self) -> bool:
+        """True when the database answers (for /healthz)."""
+        with self._lock:
+            return self._db.execute("SELECT 1").fetchone() == (1,)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

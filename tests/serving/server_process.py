@@ -1,0 +1,61 @@
+"""Starts `ntr serve` as a real process on a free loopback port, for the HTTP tests."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+
+STARTUP_SECONDS = 120
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """`ntr serve` with the given flags; `url` once `/healthz` answers."""
+
+    def __init__(self, model_dir: str, index_dir: str, db: str, *flags: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [sys.executable, "-c", "from ntr.cli.main import run; run()", "serve"]
+        command += ["--model-dir", model_dir, "--index-dir", index_dir, "--db", db]
+        command += ["--port", str(self.port), "--log-level", "warning", *flags]
+        self.log_path = db + ".log"
+        self._log = open(self.log_path, "w")  # noqa: SIM115 (closed in stop())
+        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"ntr serve exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        self.stop(signal.SIGKILL)
+        raise RuntimeError(f"ntr serve did not answer within {STARTUP_SECONDS}s:\n{self.log()}")
+
+    def log(self) -> str:
+        with open(self.log_path) as handle:
+            return handle.read()
+
+    def stop_gracefully(self) -> bool:
+        """SIGTERM; True when the server finished its requests and closed the store."""
+        code = self.stop(signal.SIGTERM)
+        # uvicorn re-raises the signal after its graceful shutdown, hence -SIGTERM.
+        return code in (0, -signal.SIGTERM) and "shut down cleanly" in self.log()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, sig)
+        code = self.process.wait(timeout)
+        self._log.close()
+        return code
