@@ -6,7 +6,7 @@ import pytest
 import schemathesis
 from schemathesis.generation.modes import GenerationMode
 
-from tests.serving.server_process import ServerProcess
+from ntr.serving.process import ServerProcess
 
 EXAMPLES = 60  # per operation and mode; enough to hit every field's edge cases in CI time
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from ntr.retrieval.exported import ExportedModel
-from tests.serving.server_process import ServerProcess
+from ntr.serving.process import ServerProcess
 
 MAX_HISTORY = 30
 MAX_BODY = 20_000

@@ -1,4 +1,4 @@
-"""Starts `ntr serve` as a real process on a free loopback port, for the HTTP tests."""
+"""Runs `ntr serve` as a child process on a free loopback port (tests, benchmarks, scripts)."""
 
 import os
 import signal
@@ -19,13 +19,17 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """`ntr serve` with the given flags; `url` once `/healthz` answers."""
+    """`ntr serve` with the given flags, started and waited for: `url` answers `/healthz`.
 
-    def __init__(self, model_dir: str, index_dir: str, db: str, *flags: str):
+    Its output goes to `<db>.log`. Stop it with `stop_gracefully()` or `stop(signal)`.
+    """
+
+    def __init__(self, model_dir: str, index_dir: str | None, db: str, *flags: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = [sys.executable, "-c", "from ntr.cli.main import run; run()", "serve"]
-        command += ["--model-dir", model_dir, "--index-dir", index_dir, "--db", db]
+        command += ["--model-dir", model_dir, "--db", db]
+        command += ["--brute-force"] if index_dir is None else ["--index-dir", index_dir]
         command += ["--port", str(self.port), "--log-level", "warning", *flags]
         self.log_path = db + ".log"
         self._log = open(self.log_path, "w")  # noqa: SIM115 (closed in stop())

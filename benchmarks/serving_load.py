@@ -1,0 +1,238 @@
+"""The recommendation service under load: latency and throughput at a fixed request rate, and
+acknowledged events lost when the server is killed (-9) mid-load.
+
+Set-up: the default world's `ntr` variant and its ScaNN index (made with `ntr demo` /
+`ntr index` if missing), `ntr serve` as its own process on loopback (access log off). Users are
+validation histories, first stored through POST /v1/events (not timed). Then an open-loop
+client sends requests at `--rate` per second for `--seconds`: 80% POST /v1/recommend
+{user_id, k=10} (the stored history), 20% POST /v1/events (one new event, a third of them
+dislikes with a reason). Latency counts from each request's scheduled send time, so a slow
+server cannot hide queueing (no coordinated omission). Reference, in the same run: the same
+recommend calls made in-process on the same `Recommender` (no HTTP), one at a time.
+
+Kill test: a fresh server gets event posts at `--rate` per second; after half of `--kill-after`
+seconds' worth it is killed with SIGKILL while requests are in flight; every event the server
+acknowledged (HTTP 200) must be in the SQLite file afterwards.
+
+    python -m benchmarks.serving_load [--workdir /tmp/ntr-bench-serve] [--rate 200] [--seconds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sqlite3
+import tempfile
+import time
+
+import httpx
+import numpy as np
+
+from benchmarks.report import write_section
+
+RECOMMEND_SHARE = 0.8
+
+
+def ensure_model_and_index(workdir: str, variant: str) -> tuple[str, str]:
+    from ntr.cli.main import main  # noqa: PLC0415
+
+    model_dir = os.path.join(workdir, "models", variant)
+    index_dir = os.path.join(workdir, "index")
+    if not os.path.exists(os.path.join(workdir, "data", "stats.json")):
+        assert main(["generate", "--workdir", workdir]) == 0
+        assert main(["preprocess", "--workdir", workdir]) == 0
+    if not os.path.exists(os.path.join(model_dir, "saved_model")):
+        assert main(["train", "--workdir", workdir, "--variant", variant, "--no-progress"]) == 0
+    if not os.path.exists(os.path.join(index_dir, "manifest.json")):
+        assert main(["index", "--workdir", workdir, "--variant", variant]) == 0
+    return model_dir, index_dir
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
+
+
+async def open_loop(
+    url: str, requests: list[tuple[str, dict]], rate: float, kill_at: int | None = None, process=None
+):
+    """Sends `requests` at `rate`/s regardless of responses; returns (latency s, status, body) each.
+
+    With `kill_at`, SIGKILLs `process` just before request `kill_at` is sent.
+    """
+    results: list = [None] * len(requests)
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+
+        async def send(i: int, path: str, body: dict, scheduled: float) -> None:
+            try:
+                response = await client.post(path, json=body)
+                results[i] = (time.perf_counter() - scheduled, response.status_code, response.json())
+            except (httpx.TransportError, ValueError) as err:
+                results[i] = (time.perf_counter() - scheduled, None, repr(err))
+
+        start = time.perf_counter()
+        tasks = []
+        for i, (path, body) in enumerate(requests):
+            scheduled = start + i / rate
+            await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+            if kill_at is not None and i == kill_at:
+                os.kill(process.process.pid, signal.SIGKILL)
+            tasks.append(asyncio.create_task(send(i, path, body, scheduled)))
+        await asyncio.gather(*tasks)
+    return results
+
+
+def event_for(model, rng: np.random.Generator, timestamp: int) -> dict:
+    item = model.item_ids[int(rng.integers(len(model.item_ids)))]
+    if rng.random() < 1 / 3:
+        reason = ("creator", "topic", "quality")[int(rng.integers(3))]
+        return {"item_id": item, "timestamp": timestamp, "action": "dislike", "reason": reason}
+    return {
+        "item_id": item,
+        "timestamp": timestamp,
+        "action": "complete",
+        "watch_ms": 30_000,
+        "duration_ms": 30_000,
+    }
+
+
+def load_run(model_dir, index_dir, users, model, rate, seconds, rng) -> dict:
+    from ntr.serving.process import ServerProcess  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server = ServerProcess(model_dir, index_dir, os.path.join(tmp, "events.sqlite"))
+        try:
+            with httpx.Client(base_url=server.url, timeout=60) as client:
+                for user, history in users.items():
+                    response = client.post("/v1/events", json={"user_id": user, "events": history})
+                    response.raise_for_status()
+            names = list(users)
+            requests = []
+            for i in range(int(rate * seconds)):
+                user = names[int(rng.integers(len(names)))]
+                if rng.random() < RECOMMEND_SHARE:
+                    requests.append(("/v1/recommend", {"user_id": user, "k": 10}))
+                else:
+                    requests.append(
+                        (
+                            "/v1/events",
+                            {"user_id": user, "events": [event_for(model, rng, 2_000_000_000 + i)]},
+                        )
+                    )
+            start = time.perf_counter()
+            results = asyncio.run(open_loop(server.url, requests, rate))
+            wall = time.perf_counter() - start
+        finally:
+            graceful = server.stop_gracefully()
+    latency = {
+        path: [r[0] * 1000 for (p, _), r in zip(requests, results, strict=True) if p == path and r[1] == 200]
+        for path in ("/v1/recommend", "/v1/events")
+    }
+    errors = sum(1 for r in results if r[1] != 200)
+    return {
+        "latency_ms": latency,
+        "errors": errors,
+        "sent": len(requests),
+        "wall": wall,
+        "graceful": graceful,
+    }
+
+
+def in_process_reference(model, index, users, repeats: int) -> list[float]:
+    from ntr.serving.recommender import Recommender  # noqa: PLC0415
+
+    recommender = Recommender(model, index)
+    histories = list(users.values())
+    recommender.recommend(histories[0], 10)  # warm-up (traces the SavedModel call)
+    out = []
+    for i in range(repeats):
+        start = time.perf_counter()
+        recommender.recommend(histories[i % len(histories)], 10)
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def kill_run(model_dir, index_dir, model, rate, kill_after, rng) -> dict:
+    from ntr.serving.process import ServerProcess  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db = os.path.join(tmp, "events.sqlite")
+        server = ServerProcess(model_dir, index_dir, db)
+        total = int(rate * kill_after)
+        requests = [
+            ("/v1/events", {"user_id": f"k{i}", "events": [event_for(model, rng, 2_000_000_000 + i)]})
+            for i in range(total)
+        ]
+        results = asyncio.run(open_loop(server.url, requests, rate, kill_at=total // 2, process=server))
+        server.stop(signal.SIGKILL)
+        acknowledged = {f"k{i}" for i, r in enumerate(results) if r[1] == 200}
+        with sqlite3.connect(db) as handle:
+            stored = {row[0] for row in handle.execute("SELECT user_id FROM events")}
+    return {
+        "sent": total,
+        "acknowledged": len(acknowledged),
+        "stored": len(stored),
+        "lost": len(acknowledged - stored),
+        "stored_unacknowledged": len(stored - acknowledged),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workdir", default="/tmp/ntr-bench-serve", help="world workdir (made if missing)")
+    parser.add_argument("--variant", default="ntr", help="model variant to serve")
+    parser.add_argument("--rate", type=float, default=200, help="requests per second")
+    parser.add_argument("--seconds", type=float, default=30, help="load duration")
+    parser.add_argument("--users", type=int, default=500, help="validation histories used as users")
+    parser.add_argument(
+        "--kill-after", type=float, default=10, help="seconds of event posts in the kill test"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="request mix seed")
+    args = parser.parse_args()
+    from ntr.retrieval.data import read_histories  # noqa: PLC0415
+    from ntr.retrieval.exported import ExportedModel  # noqa: PLC0415
+    from ntr.serving.index import load_index  # noqa: PLC0415
+
+    model_dir, index_dir = ensure_model_and_index(args.workdir, args.variant)
+    model = ExportedModel(model_dir)
+    index, manifest = load_index(index_dir, model.export)
+    histories = read_histories(os.path.join(args.workdir, "data"), "valid", args.users)
+    users = {
+        f"u{i}": [{k: v for k, v in e.items() if v is not None} for e in h] for i, h in enumerate(histories)
+    }
+    rng = np.random.default_rng(args.seed)
+    reference = in_process_reference(model, index, users, 2000)
+    load = load_run(model_dir, index_dir, users, model, args.rate, args.seconds, rng)
+    kill = kill_run(model_dir, index_dir, model, args.rate, args.kill_after, rng)
+    rec, ev = load["latency_ms"]["/v1/recommend"], load["latency_ms"]["/v1/events"]
+    done = len(rec) + len(ev)
+    body = "\n".join(
+        [
+            f"Default world, variant `{args.variant}` ({len(model.item_ids):,} items, index `{manifest['config']['kind']}`), "
+            f"{len(users)} users with stored validation histories; open loop at {args.rate:.0f} requests/s for "
+            f"{args.seconds:.0f} s ({RECOMMEND_SHARE:.0%} recommend k=10, the rest single-event posts); latency from the "
+            "scheduled send time. Client and server share the machine's 2 cores.\n",
+            "| what | p50 ms | p99 ms | requests | ratio p50 to in-process |",
+            "|---|---|---|---|---|",
+            f"| in-process `Recommender.recommend` (reference, no HTTP) | {percentile(reference, 50):.2f} | "
+            f"{percentile(reference, 99):.2f} | {len(reference)} | 1.00 |",
+            f"| HTTP POST /v1/recommend | {percentile(rec, 50):.2f} | {percentile(rec, 99):.2f} | {len(rec)} | "
+            f"{percentile(rec, 50) / percentile(reference, 50):.2f} |",
+            f"| HTTP POST /v1/events | {percentile(ev, 50):.2f} | {percentile(ev, 99):.2f} | {len(ev)} | |",
+            "",
+            f"Throughput: {done / load['wall']:.1f} successful requests/s of {args.rate:.0f} offered "
+            f"({load['errors']} errors of {load['sent']} sent). Graceful shutdown after the load: "
+            f"{'clean' if load['graceful'] else 'NOT clean'}.\n",
+            f"Kill -9 mid-load ({args.rate:.0f} event posts/s, SIGKILL after {kill['sent'] // 2} were sent): "
+            f"{kill['acknowledged']} acknowledged, {kill['stored']} stored, **{kill['lost']} acknowledged events lost**, "
+            f"{kill['stored_unacknowledged']} stored whose reply never arrived (committed, killed before replying).",
+        ]
+    )
+    write_section("serving_load", "Recommendation service under load", body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
