@@ -23,6 +23,9 @@ INSTALL_REQUIRES = [
     "absl-py==2.5.1",
     "fastapi==0.165.0",
     "uvicorn==0.54.0",
+    # uvicorn picks these up by itself: C HTTP parsing and event loop, ~1 ms less per request.
+    "httptools==0.8.0",
+    "uvloop==0.23.0",
     "httpx==0.28.1",
     "matplotlib==3.11.2",
     "tensorboard==2.20.0",

@@ -124,16 +124,18 @@ def create_app(
             limits=limits.__dict__,
         )
 
-    # Plain `def` handlers run in FastAPI's thread pool, so model calls do not block the loop.
+    # `async` handlers that call the model directly: a request holds the GIL for nearly all of its
+    # ~2 ms anyway, so FastAPI's thread pool adds hand-offs and tail latency but no parallelism
+    # (benchmarks/serving_load.py; scale out with more processes, not threads).
     @app.post("/v1/events", response_model=EventsResponse)
-    def post_events(request: events_request):
+    async def post_events(request: events_request):
         events = [event.model_dump() for event in request.events]
         store.append(request.user_id, events)
         unknown = sorted({e["item_id"] for e in events if e["item_id"] not in model.item_index})
         return EventsResponse(user_id=request.user_id, accepted=len(events), unknown_items=unknown)
 
     @app.post("/v1/recommend", response_model=RecommendResponse, response_model_exclude_none=True)
-    def recommend(request: recommend_request):
+    async def recommend(request: recommend_request):
         if request.k > len(model.item_ids):
             raise HTTPException(
                 422, f"k={request.k} is more than the catalogue's {len(model.item_ids)} items"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import os
 
 from ntr.retrieval.exported import ExportedModel
@@ -41,6 +42,17 @@ class ServiceConfig:
     recommender: RecommenderConfig = dataclasses.field(default_factory=RecommenderConfig)
 
 
+def warm_up(recommender: Recommender) -> None:
+    """Runs a few requests before serving: a loaded SavedModel's first calls take seconds
+    (graph optimisation), which would otherwise stall the first users' requests."""
+    item = recommender.model.item_ids[0]
+    for length in (1, 8, recommender.model.max_len):
+        history = [
+            {"item_id": item, "timestamp": t + 1, "action": "view", "watch_ms": 1000} for t in range(length)
+        ]
+        recommender.recommend(history, 1)
+
+
 def build_app(config: ServiceConfig):
     """The FastAPI app and its store (closed when the app shuts down)."""
     from ntr.serving.api import create_app  # noqa: PLC0415 (FastAPI only when serving)
@@ -59,7 +71,13 @@ def build_app(config: ServiceConfig):
         }
     os.makedirs(os.path.dirname(os.path.abspath(config.db_path)), exist_ok=True)
     store = EventStore(config.db_path, config.synchronous)
-    app = create_app(Recommender(model, index, config.recommender), store, config.limits, info)
+    recommender = Recommender(model, index, config.recommender)
+    warm_up(recommender)
+    # TensorFlow leaves millions of long-lived Python objects; a full GC pass over them stalls
+    # requests for 100+ ms. Freezing moves them out of the collector's sight.
+    gc.collect()
+    gc.freeze()
+    app = create_app(recommender, store, config.limits, info)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
