@@ -116,6 +116,8 @@ def test_save_load_round_trip_survives_moving_the_folder(tmp_path):
     np.testing.assert_array_equal(loaded.search(queries, 10)[1], index.search(queries, 10)[1])
     assert loaded_manifest["recall"] == json.loads(json.dumps(manifest["recall"]))
     assert sorted(os.listdir(tmp_path / "moved")) == ["manifest.json", "scann"]
+    with pytest.raises(IndexMismatch, match="rebuild it with `ntr index --variant ntr`"):
+        load_index(str(tmp_path / "moved"), {"fingerprint": "0" * 64, "vocab_hash": "v" * 64})
 
 
 def test_manifest_mismatch_is_refused_with_a_fix():
