@@ -21,20 +21,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ntr.pipelines.events import LabelConfig, is_skip, label_event
+from ntr.pipelines.events import LabelConfig
 from ntr.simulation.catalogue import Catalogue, generate_catalogue, load_kuairand_catalogue
 from ntr.simulation.policies import make_policy
-
-# Explicit feedback triggers in priority order; index = reason code below.
-TRIGGERS = ("offensive", "creator", "topic", "quality", "repetitive")
-_UNKNOWN = len(TRIGGERS)
-_TRUE_REASONS = TRIGGERS + ("unknown",)
-# Action chosen for each trigger: (action when reported through a dedicated button, its share).
-_DEDICATED = {
-    "offensive": ("report", 0.3),
-    "creator": ("hide_creator", 0.4),
-    "topic": ("not_interested", 0.5),
-}
+from ntr.simulation.response import TRUE_REASONS, Users, respond
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,23 +96,6 @@ def scaled_config(scale: str, **overrides) -> WorldConfig:
     return WorldConfig(**{**SCALES[scale], **overrides})
 
 
-@dataclasses.dataclass
-class Users:
-    """Hidden user state. Arrays are `[n_users, ...]`."""
-
-    cat_affinity: np.ndarray  # [n_users, n_categories] taste per category
-    hated_cat: np.ndarray  # [n_users, n_categories] bool, topic-dislike triggers
-    fav_creators: np.ndarray  # [n_users, 4]
-    hated_creators: np.ndarray  # [n_users, 3] creator-dislike triggers
-    quality_sens: np.ndarray  # [n_users]
-    offensive_sens: np.ndarray  # [n_users]
-    repetition_tolerance: np.ndarray  # [n_users] same-category shows in the last 10 tolerated
-    feedback: np.ndarray  # [n_users] propensity to press buttons at all
-    like_prop: np.ndarray  # [n_users]
-    patience: np.ndarray  # [n_users] utility offset of watching
-    n_events: np.ndarray  # [n_users]
-
-
 def make_users(rng: np.random.Generator, config: WorldConfig, cat: Catalogue) -> Users:
     n, c = config.n_users, cat.n_categories
     cat_pop = np.bincount(cat.categories[:, 0], weights=cat.popularity, minlength=c) + 1e-9
@@ -159,10 +132,6 @@ def make_users(rng: np.random.Generator, config: WorldConfig, cat: Catalogue) ->
         patience=rng.normal(0.0, 0.3, n),
         n_events=n_events,
     )
-
-
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
 
 
 @dataclasses.dataclass
@@ -265,100 +234,21 @@ def simulate(config: WorldConfig, progress: Callable[[int, int], None] | None = 
     clock = config.start_ts + rng.integers(0, config.days * 86_400, n)
     seen = np.full((n, 20), -1, np.int64)  # recently shown items, ring buffer
     recent_cats = np.full((n, 10), -1, np.int64)  # primary categories of the last 10 shown
-    reason_names = np.array(_TRUE_REASONS + ("",), dtype=object)
+    reason_names = np.array(TRUE_REASONS + ("",), dtype=object)
     steps, cursor = int(users.n_events.max()), 0
     for step in range(steps):
         active = np.flatnonzero(users.n_events > step)
         items = policy.recommend(active, seen[active], rng)
         m = len(active)
+        r = respond(rng, config, users, cat, active, items, seen[active], recent_cats[active])
         cats = cat.categories[items]
-        creator = cat.creator[items]
-        # Taste: primary category fully, secondary half.
-        aff = users.cat_affinity[active]
-        cat_term = np.take_along_axis(aff, cats[:, :1], 1)[:, 0]
-        cat_term += np.where(
-            cats[:, 1] >= 0, 0.5 * np.take_along_axis(aff, np.maximum(cats[:, 1:], 0), 1)[:, 0], 0.0
-        )
-        fav = (users.fav_creators[active] == creator[:, None]).any(1)
-        hated_creator = (users.hated_creators[active] == creator[:, None]).any(1)
-        hated_topic = np.take_along_axis(users.hated_cat[active], cats[:, :1], 1)[:, 0]
-        repeats = (recent_cats[active] == cats[:, :1]).sum(1)
-        excess = np.maximum(0, repeats - users.repetition_tolerance[active])
-        already = (seen[active] == items[:, None]).any(1)
-        offensive = cat.offensive[items] & (rng.random(m) < users.offensive_sens[active])
-        parts = np.stack(  # negative utility components, in TRIGGERS order
-            [
-                -2.0 * offensive,
-                -3.0 * hated_creator,
-                np.minimum(cat_term, 0.0),
-                0.5 * np.minimum(cat.quality[items], 0.0) * users.quality_sens[active],
-                -0.6 * excess - 1.0 * already,
-            ],
-            axis=1,
-        )
-        utility = (
-            np.maximum(cat_term, 0.0)
-            + 1.2 * fav
-            + 0.3 * cat.quality[items]
-            + parts.sum(1)
-            + rng.normal(0.0, 0.6, m)
-        )
-        ratio = _sigmoid(2.0 * (utility - users.patience[active]) + 0.8)
-        ratio *= 1.0 + (utility > 1.2) * rng.random(m) * 0.8  # loved items get replayed
-        duration = cat.duration_ms[items]
-        watch = (ratio * duration).astype(np.int64)
-
-        # Explicit feedback: each trigger fires with its probability; the first one wins.
-        press = config.trigger_rate * users.feedback[active]
-        fired = np.stack(
-            [
-                offensive & (rng.random(m) < 0.35 * press),
-                hated_creator & (rng.random(m) < 0.12 * press),
-                hated_topic & (rng.random(m) < 0.08 * press),
-                cat.clickbait[items] & (rng.random(m) < 0.10 * users.quality_sens[active] * press),
-                (excess > 0) & (rng.random(m) < 0.003 * excess * press),
-            ],
-            axis=1,
-        )
-        explicit = fired.any(1)
-        trigger = np.where(explicit, fired.argmax(1), _UNKNOWN)
-        watch = np.where(explicit, (duration * rng.uniform(0.02, 0.3, m)).astype(np.int64), watch)
-
-        skip = np.array(
-            [is_skip(int(w), int(d), config.skip_rule) for w, d in zip(watch, duration, strict=True)]
-        )
-        worst = parts.argmin(1)
-        skip_cause = np.where(parts[np.arange(m), worst] < -0.5, worst, _UNKNOWN)
-
-        like = rng.random(m) < users.like_prop[active] * _sigmoid(2.0 * utility - 1.0)
-        share = rng.random(m) < 0.02 * _sigmoid(utility)
-        follow = rng.random(m) < np.where(fav, 0.03, 0.002)
-        action = np.where(
-            follow,
-            "follow",
-            np.where(share, "share", np.where(like, "like", np.where(ratio >= 0.9, "complete", "view"))),
-        ).astype(object)
-        action[skip & ~explicit] = "view"
-        for t, name in enumerate(TRIGGERS):
-            chosen = explicit & (trigger == t)
-            dedicated, share_of = _DEDICATED.get(name, ("dislike", 0.0))
-            action[chosen] = np.where(rng.random(chosen.sum()) < share_of, dedicated, "dislike")
-        given = explicit & (rng.random(m) < config.reason_given_share)
-        # The pipeline's own labelling, so reported rates are the ones preprocessing will see.
-        label = np.array(
-            [
-                label_event(a, int(w), int(d), config.skip_rule)[0].name
-                for a, w, d in zip(action, watch, duration, strict=True)
-            ],
-            dtype=object,
-        )
-        true_reason = np.where(explicit, trigger, np.where(skip, skip_cause, len(_TRUE_REASONS)))
+        watch, action, label = r.watch, r.action, r.label
 
         sl = slice(cursor, cursor + m)
         out["user"][sl], out["item"][sl], out["timestamp"][sl] = active, items, clock[active]
         out["action"][sl], out["watch_ms"][sl], out["label"][sl] = action, watch, label
-        out["reason"][sl] = np.where(given, reason_names[trigger], "")
-        out["true_reason"][sl] = reason_names[true_reason]
+        out["reason"][sl] = np.where(r.given, reason_names[r.trigger], "")
+        out["true_reason"][sl] = reason_names[r.true_reason]
         cursor += m
 
         policy.observe(active, items, label)

@@ -8,7 +8,8 @@ import pytest
 from ntr.pipelines.events import ACTIONS, REASONS, LabelConfig, label_event
 from ntr.pipelines.validate import parse_event
 from ntr.simulation.catalogue import load_kuairand_catalogue
-from ntr.simulation.world import TRIGGERS, WorldConfig, scaled_config, simulate, write_world
+from ntr.simulation.response import TRIGGERS
+from ntr.simulation.world import WorldConfig, scaled_config, simulate, write_world
 
 
 @pytest.fixture(scope="module")
