@@ -4,7 +4,7 @@ For a sampled (history, k) pair, with X the k-th item of the history:
 
     branch A:        the first k events, then X watched to the end (a long dwell);
     branch B(r):     branch A, then a dislike of X with reason r;
-    branch B(skip):  the first k events, then X skipped (a 1 s view) instead of watched.
+    branch B(skip):  branch A, then a skip of X (a 1 s view, an implicit negative).
 
 Both branches ask the same ranker for its top K with the same seed. Per branch the top K is
 described by similarity shares to X: the item itself, same creator, same category (any shared
@@ -110,7 +110,8 @@ def branch_histories(pair: Pair, item_id: str, duration_ms: int | None, reason: 
     if reason is None:
         return pair.prefix + [watch]
     if reason == "skip":
-        return pair.prefix + [dict(watch, action="view", watch_ms=1000)]
+        # The two branches differ in one event, as for the dislikes (DESIGN.md).
+        return pair.prefix + [watch, dict(watch, action="view", watch_ms=1000, timestamp=pair.timestamp + 1)]
     dislike = {"item_id": item_id, "timestamp": pair.timestamp + 1, "action": "dislike", "reason": reason}
     return pair.prefix + [watch, dislike]
 

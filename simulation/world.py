@@ -190,18 +190,10 @@ class WorldLog:
         }
 
 
-def simulate(config: WorldConfig, progress: Callable[[int, int], None] | None = None) -> WorldLog:
-    """Runs the world: every user watches the policy's feed for their number of exposures.
+def build_world(config: WorldConfig) -> tuple[np.random.Generator, Catalogue, Users]:
+    """The world's generator, catalogue and hidden users, as `simulate` starts from them.
 
-    Users move in lock step (one exposure per active user per step), so each step is a few
-    vectorised numpy operations over all active users.
-
-    Args:
-      config: the world.
-      progress: called as `progress(step, steps)` after each step.
-
-    Returns:
-      The generated log.
+    The closed loop calls this with the config in raw/world.json to meet the same users again.
     """
     rng = np.random.default_rng(config.seed)
     if config.catalogue_path:
@@ -217,7 +209,35 @@ def simulate(config: WorldConfig, progress: Callable[[int, int], None] | None = 
             config.clickbait_share,
             config.offensive_share,
         )
-    users = make_users(rng, config, cat)
+    return rng, cat, make_users(rng, config, cat)
+
+
+def load_world_config(raw_dir: str) -> WorldConfig:
+    """The WorldConfig that `ntr generate` wrote to raw/world.json."""
+    path = os.path.join(raw_dir, "world.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"{path} is missing: the closed loop needs a synthetic world made by `ntr generate`."
+        )
+    with open(path, encoding="utf-8") as handle:
+        fields = json.load(handle)["config"]
+    return WorldConfig(**{**fields, "skip_rule": LabelConfig(**fields["skip_rule"])})
+
+
+def simulate(config: WorldConfig, progress: Callable[[int, int], None] | None = None) -> WorldLog:
+    """Runs the world: every user watches the policy's feed for their number of exposures.
+
+    Users move in lock step (one exposure per active user per step), so each step is a few
+    vectorised numpy operations over all active users.
+
+    Args:
+      config: the world.
+      progress: called as `progress(step, steps)` after each step.
+
+    Returns:
+      The generated log.
+    """
+    rng, cat, users = build_world(config)
     policy = make_policy(config.policy, cat, config.n_users)
     n = config.n_users
     total = int(users.n_events.sum())

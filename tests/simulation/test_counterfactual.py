@@ -80,7 +80,8 @@ def test_branches_are_built_exactly():
         "reason": "creator",
     }
     skip = branch_histories(pair, "i0", 30_000, "skip")
-    assert skip[:-1] == pair.prefix and skip[-1]["action"] == "view" and skip[-1]["watch_ms"] == 1000
+    assert skip[:-1] == a and skip[-1]["action"] == "view" and skip[-1]["watch_ms"] == 1000
+    assert skip[-1]["timestamp"] == 10
 
 
 def test_shares_by_hand():
