@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ntr.cli import demo, evaluate, generate, index, preprocess, serve, train
+from ntr.cli import demo, evaluate, generate, index, preprocess, serve, simulate, train
 
 # Command name -> module with `add_arguments(parser)`, `run(args, extra) -> int` and HELP.
 COMMANDS = {
@@ -13,6 +13,7 @@ COMMANDS = {
     "preprocess": preprocess,
     "train": train,
     "evaluate": evaluate,
+    "simulate": simulate,
     "index": index,
     "serve": serve,
     "demo": demo,

@@ -90,8 +90,8 @@ class ExportedModel:
         """
         if not histories:
             return np.zeros((0, self.export["dim"]), np.float32)
-        # Inputs are left-aligned, so padding only to the longest history gives the same result.
-        length = max(1, min(self.max_len, max(len(h) for h in histories)))
-        inputs = histories_to_inputs(histories, length)
+        # Always max_len wide: the same history then gives bit-identical embeddings whatever else
+        # is in the batch (a shorter pad changes float summation order in the attention).
+        inputs = histories_to_inputs(histories, self.max_len)
         output = self._serve(**{name: tf.constant(value) for name, value in inputs.items()})
         return output["query_embedding"].numpy()

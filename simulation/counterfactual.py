@@ -68,11 +68,16 @@ class Pair:
 
 
 def sample_pairs(
-    histories: list[list[dict]], item_index: dict[str, int], config: CounterfactualConfig
+    histories: list[list[dict]],
+    item_index: dict[str, int],
+    config: CounterfactualConfig,
+    max_prefix: int | None = None,
 ) -> list[Pair]:
     """`config.num_pairs` pairs, drawn with replacement over histories long enough to cut.
 
-    The k-th event must be on a catalogue item; the prefix keeps only catalogue items.
+    The k-th event must be on a catalogue item; the prefix keeps only catalogue items, and
+    only its last `max_prefix` events: a model that reads max_len events must see the same
+    prefix in both branches, and branch B is two events longer than the prefix.
     """
     rng = np.random.default_rng(config.seed)
     usable = [h for h in histories if len(h) > config.min_prefix]
@@ -92,6 +97,8 @@ def sample_pairs(
         if event["item_id"] not in item_index:
             continue
         prefix = [e for e in history[:k] if e["item_id"] in item_index]
+        if max_prefix is not None:
+            prefix = prefix[len(prefix) - max_prefix :] if len(prefix) > max_prefix else prefix
         pairs.append(
             Pair(prefix, item_index[event["item_id"]], int(event["timestamp"]), int(rng.integers(2**31)))
         )
@@ -190,7 +197,10 @@ def run_counterfactual(
       {"config", "pairs", "reasons": {reason: {share: responsiveness dict}}}.
     """
     model = ranker.model
-    pairs = sample_pairs(histories, model.item_index, config)
+    max_len = getattr(model, "max_len", None)
+    pairs = sample_pairs(
+        histories, model.item_index, config, None if max_len is None else max(0, max_len - 2)
+    )
     similarity = Similarity(model.items, model.embeddings, config.neighbours)
     x = np.array([p.item_row for p in pairs])
     seeds = np.array([p.seed for p in pairs])
