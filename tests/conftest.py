@@ -52,3 +52,24 @@ def tiny_data(tmp_path_factory) -> str:
         )
     )
     return data
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_data, tmp_path_factory):
+    """`tiny_model(variant)`: models/<variant> trained 2 epochs on the tiny world and exported
+    (trained once per session and variant)."""
+    from ntr.retrieval.export import export_model  # noqa: PLC0415 (TF only when used)
+    from ntr.retrieval.train import load_trained, train  # noqa: PLC0415
+    from tests.retrieval.conftest import tiny_config  # noqa: PLC0415
+
+    root, made = tmp_path_factory.mktemp("tiny-models"), {}
+
+    def make(variant: str) -> str:
+        if variant not in made:
+            model_dir = os.path.join(root, variant)
+            train(tiny_config(variant), tiny_data, model_dir, log=lambda _: None)
+            export_model(load_trained(model_dir, tiny_data), tiny_data, model_dir)
+            made[variant] = model_dir
+        return made[variant]
+
+    return make

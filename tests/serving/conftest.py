@@ -1,22 +1,12 @@
-"""A tiny trained and exported model, and its ScaNN index, shared by the serving tests."""
-
-import os
+"""The tiny `ntr` export and its ScaNN index, shared by the serving tests."""
 
 import pytest
 
-from tests.retrieval.conftest import tiny_config
-
 
 @pytest.fixture(scope="session")
-def tiny_export(tiny_data, tmp_path_factory) -> str:
+def tiny_export(tiny_model) -> str:
     """models/ntr of a tiny model trained for 2 epochs on the tiny world (exported)."""
-    from ntr.retrieval.export import export_model  # noqa: PLC0415
-    from ntr.retrieval.train import load_trained, train  # noqa: PLC0415
-
-    model_dir = os.path.join(tmp_path_factory.mktemp("tiny-model"), "ntr")
-    train(tiny_config("ntr"), tiny_data, model_dir, log=lambda _: None)
-    export_model(load_trained(model_dir, tiny_data), tiny_data, model_dir)
-    return model_dir
+    return tiny_model("ntr")
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,127 @@
+"""Responsiveness on the default world: how much same-creator / same-category content leaves the
+top 20 after a dislike, per variant (3 trained seeds each), against the published reference
+points; and the closed loop for the model alone and behind the serving filters.
+
+Models are the ones `benchmarks.retrieval_quality` trains (`WORKDIR/models/<variant>-s<seed>`;
+trained here if missing). Per model: `run_counterfactual` with 2,000 pairs from the test split,
+top 20, 2,000 bootstrap resamples; the table gives the mean over seeds ± SE over seeds, and
+the widest 95% bootstrap interval of the three.
+
+    python -m benchmarks.responsiveness [--workdir /tmp/ntr-bench/world] [--seeds 0,1,2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+from benchmarks.report import write_section
+from benchmarks.retrieval_quality import ALL_VARIANTS, mean_se, prepare, train_and_evaluate
+
+# (dislike reason, share it should suppress) reported per variant.
+MEASURES = (("creator", "creator"), ("topic", "category"), ("quality", "item"), ("skip", "item"))
+PAPER = {"neg_features_only": "-22.8% / -22.7%", "ntr": "-64.1% / -60.8%", "positives_only": "~0 / ~0"}
+
+
+def fmt(values: list[float]) -> str:
+    mean, se = mean_se(values)
+    return f"{100 * mean:+.1f}% ± {100 * se:.1f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workdir", default="/tmp/ntr-bench/world", help="default-world workdir")
+    parser.add_argument("--seeds", default="0,1,2", help="training seeds")
+    parser.add_argument("--variants", default=",".join(ALL_VARIANTS), help="comma-separated variants")
+    parser.add_argument("--pairs", type=int, default=2000, help="counterfactual pairs per model")
+    parser.add_argument("--users", type=int, default=300, help="closed-loop users")
+    parser.add_argument("--steps", type=int, default=30, help="closed-loop steps")
+    args = parser.parse_args()
+    from ntr.retrieval.data import read_histories  # noqa: PLC0415
+    from ntr.retrieval.exported import ExportedModel  # noqa: PLC0415
+    from ntr.simulation import closed_loop as loop  # noqa: PLC0415
+    from ntr.simulation.counterfactual import CounterfactualConfig, run_counterfactual  # noqa: PLC0415
+    from ntr.simulation.rankers import ModelRanker, RecommenderRanker  # noqa: PLC0415
+
+    prepare("world", args.workdir, "")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    variants = args.variants.split(",")
+    histories = read_histories(os.path.join(args.workdir, "data"), "test")
+    config = CounterfactualConfig(num_pairs=args.pairs, k=20)
+    results: dict[str, list[dict]] = {}
+    for variant in variants:
+        for seed in seeds:
+            train_and_evaluate(args.workdir, variant, seed, [])
+            cache = os.path.join(args.workdir, "reports", f"responsiveness-{variant}-s{seed}.json")
+            if not os.path.exists(cache):
+                model = ExportedModel(os.path.join(args.workdir, "models", f"{variant}-s{seed}"))
+                started = time.perf_counter()
+                result = run_counterfactual(ModelRanker(model), histories, config)
+                result["seconds"] = time.perf_counter() - started
+                with open(cache, "w", encoding="utf-8") as handle:
+                    json.dump(result, handle)
+            with open(cache, encoding="utf-8") as handle:
+                results.setdefault(variant, []).append(json.load(handle))
+            print(variant, seed, "done", flush=True)
+
+    lines = [
+        f"Default world; {args.pairs:,} (history, k) pairs per model from the test split, top 20; the model alone "
+        "(no serving filters). Mean over seeds ± SE over seeds; in brackets the widest 95% bootstrap interval "
+        "of the seeds. Branch A watches item X to the end; B also dislikes X with the reason (or skips it).\n",
+        "| variant | creator dislike: same-creator share | topic dislike: same-category share | quality dislike: "
+        "same item | skip: same item | collateral after a creator dislike (other share) | seed paper creator / "
+        "content |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for variant, runs in results.items():
+        cells = []
+        for reason, share in MEASURES:
+            entries = [r["reasons"][reason][share] for r in runs if reason in r["reasons"]]
+            values = [e["value"] for e in entries if e["value"] is not None]
+            cis = [e["ci95"] for e in entries if e["ci95"]]
+            lo = min(c[0] for c in cis) if cis else float("nan")
+            hi = max(c[1] for c in cis) if cis else float("nan")
+            cells.append(f"{fmt(values)} [{100 * lo:+.1f}%, {100 * hi:+.1f}%]" if values else "n/a")
+        other = [r["reasons"]["creator"]["other"]["value"] for r in runs]
+        cells.append(fmt(other))
+        lines.append(f"| `{variant}` | " + " | ".join(cells) + f" | {PAPER.get(variant, '-')} |")
+
+    # Closed loop: seed-0 models alone and behind the serving filters, same users and draws.
+    raw = os.path.join(args.workdir, "raw")
+    loop_config = loop.ClosedLoopConfig(num_users=args.users, steps=args.steps)
+    world = loop.World.from_raw(raw)
+    begin = loop.logged_histories(raw, loop.sample_users(world, loop_config))
+    lines += [
+        "",
+        f"Closed loop: {args.users} world users, {args.steps} steps, slate 10, users watch the first item; "
+        "seed-0 models; mean ± SE over users.\n",
+        "| arm | dislike rate | skip rate | watch s/step | repeated creator dislikes | disliked creator never "
+        "shown again | disliked category never shown again |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for variant in variants:
+        model = ExportedModel(os.path.join(args.workdir, "models", f"{variant}-s{seeds[0]}"))
+        arms = {f"`{variant}`": ModelRanker(model, exclude_consumed=True)}
+        if variant in ("positives_only", "ntr"):
+            arms[f"`{variant}` + serving filters"] = RecommenderRanker.with_filters(model)
+        for arm, ranker in arms.items():
+            s = loop.story(world, ranker, begin, loop_config)
+            lines.append(
+                f"| {arm} | {s['dislike_rate']['mean']:.4f} ± {s['dislike_rate']['se']:.4f} "
+                f"| {s['skip_rate']['mean']:.3f} ± {s['skip_rate']['se']:.3f} "
+                f"| {s['watch_seconds']['mean']:.1f} ± {s['watch_seconds']['se']:.1f} "
+                f"| {100 * (s['repeated_creator_dislike_rate'] or 0):.1f}% "
+                f"| {100 * s['creator_shown_again']['share_never_shown_again']:.1f}% "
+                f"| {100 * s['category_shown_again']['share_never_shown_again']:.1f}% |"
+            )
+            print(lines[-1], flush=True)
+    write_section(
+        "responsiveness", "Counterfactual responsiveness and closed loop (default world)", "\n".join(lines)
+    )
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
