@@ -12,7 +12,8 @@ from ntr.retrieval.config import VARIANTS
 
 HELP = (
     "Generate the default synthetic world, preprocess it, train and evaluate the positives_only "
-    "and ntr variants, and print their metrics side by side."
+    "and ntr variants, print their metrics side by side, then simulate dislikes (counterfactual "
+    "and closed loop) and write the HTML report."
 )
 ACCEPTS_BEAM_ARGS = True
 HEADLINE = ("ndcg@10", "recall@10", "neghit@10", "delta_hr@10", "auc")
@@ -25,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--variants", default="positives_only,ntr", help="comma-separated variants to train and compare"
     )
     parser.add_argument("--epochs", type=int, help="cap training epochs (default: the config's)")
+    parser.add_argument("--pairs", type=int, default=2000, help="counterfactual pairs per variant")
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
@@ -34,7 +36,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         raise ValueError(f"unknown variants {unknown}; choose from {sorted(VARIANTS)}.")
-    steps = 2 + 2 * len(variants)
+    steps = 3 + 2 * len(variants)
     started = time.perf_counter()
     raw_dir = os.path.join(args.workdir, "raw")
     print(f"[1/{steps}] ntr generate --scale {args.scale} --seed {args.seed}")
@@ -59,10 +61,15 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         print(f"[{step}/{steps}] ntr evaluate --variant {variant}")
         if main(["evaluate", *common]) != 0:
             return 1
-    print(f"\n{compare(args.workdir, variants)}")
+    print(f"\n{compare(args.workdir, variants)}\n")
+    print(f"[{steps}/{steps}] ntr simulate --variants {','.join(variants)}")
+    simulate_args = ["simulate", "--workdir", args.workdir, "--variants", ",".join(variants)]
+    if main([*simulate_args, "--pairs", str(args.pairs), "--seed", str(args.seed)]) != 0:
+        return 1
     elapsed = time.perf_counter() - started
     print(f"\ndone in {elapsed:.0f}s: raw logs in {raw_dir}/, data in {config.output_dir}/,")
     print(f"models in {args.workdir}/models/, reports in {args.workdir}/reports/")
+    print(f"open {os.path.abspath(os.path.join(args.workdir, 'reports', 'simulation.html'))} in a browser")
     return 0
 
 

@@ -47,6 +47,16 @@ def test_tiny_demo_then_preprocess_again(tmp_path, capsys):
             assert set(report["metrics"][name]) == {"mean", "se", "n"}
         assert 0 <= report["metrics"]["ndcg@10"]["mean"] <= report["metrics"]["recall@10"]["mean"] <= 1
         assert (tmp_path / "w" / "models" / variant / "saved_model" / "saved_model.pb").exists()
+    # The simulation ran on both variants and wrote the report.
+    simulation = json.loads((tmp_path / "w" / "reports" / "simulation.json").read_text())
+    assert set(simulation["counterfactual"]) == {"positives_only", "ntr"}
+    assert set(simulation["closed_loop"]) == {
+        "positives_only",
+        "positives_only+filters",
+        "ntr",
+        "ntr+filters",
+    }
+    assert "simulation.html" in out and (tmp_path / "w" / "reports" / "simulation.html").exists()
     table = out.split("test split")[1]
     assert "positives_only" in out and "neghit@10" in table and "delta_hr@10" in table
     stats = json.loads((tmp_path / "w" / "data" / "stats.json").read_text())
