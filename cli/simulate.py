@@ -9,8 +9,9 @@ import time
 from ntr.retrieval.config import VARIANTS
 
 HELP = (
-    "Measure how much similar content leaves the top K after a dislike (per reason, with bootstrap intervals) and run "
-    "world users against each variant in a closed loop; writes reports/simulation.json and simulation.html."
+    "Measure how much similar content leaves the top K after a dislike (per reason, with bootstrap "
+    "intervals) and run world users against each variant in a closed loop; writes "
+    "reports/simulation.json and simulation.html."
 )
 
 

@@ -116,3 +116,15 @@ def test_positives_only_model_has_zero_responsiveness(tiny_data, tiny_model):
         for share in SHARES:
             r = result["reasons"][reason][share]
             assert r["value"] in (0.0, None) and (r["ci95"] is None or r["ci95"][0] <= 0 <= r["ci95"][1])
+
+
+def test_serving_filters_remove_a_disliked_creator_entirely(tiny_data, tiny_model):
+    from ntr.retrieval.data import read_histories  # noqa: PLC0415
+
+    ranker = RecommenderRanker.with_filters(ExportedModel(tiny_model("ntr")))
+    config = CounterfactualConfig(num_pairs=200, k=10, bootstrap=100, reasons=("creator", "topic", "quality"))
+    result = run_counterfactual(ranker, read_histories(tiny_data, "train"), config)["reasons"]
+    assert result["creator"]["creator"]["share_a"] > 0 and result["creator"]["creator"]["value"] == -1.0
+    assert result["topic"]["category"]["value"] == -1.0
+    # The filters drop consumed items, so X itself is never in branch A's list: nothing to measure.
+    assert result["quality"]["item"]["value"] is None
