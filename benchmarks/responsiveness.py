@@ -18,7 +18,7 @@ import os
 import time
 
 from benchmarks.report import write_section
-from benchmarks.retrieval_quality import ALL_VARIANTS, mean_se, prepare, train_and_evaluate
+from benchmarks.retrieval_quality import ALL_VARIANTS, mean_se, model_tag, prepare, train_and_evaluate
 
 # (dislike reason, share it should suppress) reported per variant.
 MEASURES = (("creator", "creator"), ("topic", "category"), ("quality", "item"), ("skip", "item"))
@@ -38,6 +38,14 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=2000, help="counterfactual pairs per model")
     parser.add_argument("--users", type=int, default=300, help="closed-loop users")
     parser.add_argument("--steps", type=int, default=30, help="closed-loop steps")
+    parser.add_argument("--set", action="append", default=[], help="training config override (side runs)")
+    parser.add_argument(
+        "--tag", default="", help="model folder suffix for runs with --set (required with it)"
+    )
+    parser.add_argument("--section", default="responsiveness", help="BENCHMARKS.md section to write")
+    parser.add_argument(
+        "--closed-loop", action=argparse.BooleanOptionalAction, default=True, help="also run the closed loop"
+    )
     args = parser.parse_args()
     from ntr.retrieval.data import read_histories  # noqa: PLC0415
     from ntr.retrieval.exported import ExportedModel  # noqa: PLC0415
@@ -45,6 +53,8 @@ def main() -> None:
     from ntr.simulation.counterfactual import CounterfactualConfig, run_counterfactual  # noqa: PLC0415
     from ntr.simulation.rankers import ModelRanker, RecommenderRanker  # noqa: PLC0415
 
+    if args.set and not args.tag:
+        parser.error("--set needs --tag, so that the side-run models do not replace the default ones")
     prepare("world", args.workdir, "")
     seeds = [int(s) for s in args.seeds.split(",")]
     variants = args.variants.split(",")
@@ -57,11 +67,13 @@ def main() -> None:
     arms += [(v, f"`{v}` + serving filters", True) for v in ("positives_only", "ntr") if v in variants]
     for variant, name, filters in arms:
         for seed in seeds:
-            train_and_evaluate(args.workdir, variant, seed, [])
-            suffix = "-filters" if filters else ""
-            cache = os.path.join(args.workdir, "reports", f"responsiveness-{variant}{suffix}-s{seed}.json")
+            train_and_evaluate(args.workdir, variant, seed, args.set, args.tag)
+            tag = model_tag(variant, seed, args.tag)
+            cache = os.path.join(
+                args.workdir, "reports", f"responsiveness-{tag}{'-filters' if filters else ''}.json"
+            )
             if not os.path.exists(cache):
-                model = ExportedModel(os.path.join(args.workdir, "models", f"{variant}-s{seed}"))
+                model = ExportedModel(os.path.join(args.workdir, "models", tag))
                 ranker = RecommenderRanker.with_filters(model) if filters else ModelRanker(model)
                 started = time.perf_counter()
                 result = run_counterfactual(ranker, histories, config)
@@ -96,6 +108,12 @@ def main() -> None:
         paper = PAPER.get(variant.strip("`"), "-")  # filter rows have no published counterpart
         lines.append(f"| {variant} | " + " | ".join(cells) + f" | {paper} |")
 
+    overrides = ", ".join(f"`{x}`" for x in args.set) or "none"
+    lines[0] = f"Training overrides: {overrides}. " + lines[0]
+    if not args.closed_loop:
+        write_section(args.section, "Counterfactual responsiveness (default world)", "\n".join(lines))
+        print("\n".join(lines))
+        return
     # Closed loop: seed-0 models alone and behind the serving filters, same users and draws.
     raw = os.path.join(args.workdir, "raw")
     loop_config = loop.ClosedLoopConfig(num_users=args.users, steps=args.steps)
@@ -110,7 +128,7 @@ def main() -> None:
         "|---|---|---|---|---|---|---|",
     ]
     for variant in variants:
-        model = ExportedModel(os.path.join(args.workdir, "models", f"{variant}-s{seeds[0]}"))
+        model = ExportedModel(os.path.join(args.workdir, "models", model_tag(variant, seeds[0], args.tag)))
         arms = {f"`{variant}`": ModelRanker(model, exclude_consumed=True)}
         if variant in ("positives_only", "ntr"):
             arms[f"`{variant}` + serving filters"] = RecommenderRanker.with_filters(model)

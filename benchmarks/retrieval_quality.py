@@ -54,15 +54,22 @@ def prepare(name: str, workdir: str, datasets_dir: str) -> None:
     run([NTR, "preprocess", "--workdir", workdir, *args])
 
 
-def train_and_evaluate(workdir: str, variant: str, seed: int, overrides: list[str]) -> dict:
-    tag = f"{variant}-s{seed}"
+def model_tag(variant: str, seed: int, suffix: str = "") -> str:
+    """models/<tag>: one folder per variant, seed and (for side runs with overrides) suffix."""
+    return f"{variant}-s{seed}" + (f"-{suffix}" if suffix else "")
+
+
+def train_and_evaluate(workdir: str, variant: str, seed: int, overrides: list[str], suffix: str = "") -> dict:
+    tag = model_tag(variant, seed, suffix)
     report = os.path.join(workdir, "reports", f"bench-{tag}.json")
     if not os.path.exists(report):
         model_dir = os.path.join(workdir, "models", tag)
         sets = [x for item in overrides for x in ("--set", item)]
         started = time.perf_counter()
-        run([NTR, "train", "--workdir", workdir, "--variant", variant, "--seed", str(seed), "--model-dir", model_dir,
-             "--fresh", "--no-progress", *sets])  # fmt: skip
+        # A finished export is reused (benchmarks resume); delete the folder to retrain.
+        if not os.path.exists(os.path.join(model_dir, "saved_model")):
+            run([NTR, "train", "--workdir", workdir, "--variant", variant, "--seed", str(seed), "--model-dir",
+                 model_dir, "--fresh", "--no-progress", *sets])  # fmt: skip
         run(
             [
                 NTR,
