@@ -110,3 +110,46 @@ def item_description(item: dict) -> str:
     length = f"{round(item['duration_ms'] / 1000)} s" if item.get("duration_ms") else "unknown length"
     creator = item.get("creator_id") or "?"
     return f"{item.get('text', '')}. creator {creator}. categories: {categories}. {length}."
+
+
+def relation_text(
+    history: list[dict], item: dict, items: dict[str, dict], config: ProfileConfig | None = None
+) -> str:
+    """What the user's history says about *this* item's creator and topic, in words.
+
+    The profile and the item are embedded separately; this sentence carries their match
+    (has the user disliked or liked this creator or topic before, how much of this topic they
+    just watched), which a bi-encoder cannot see.
+    """
+    config = config or ProfileConfig()
+    creator = item.get("creator_id") or ""
+    topics = set(item.get("categories") or [])
+    primary = (item.get("categories") or [None])[0]
+    creator_likes = creator_dislikes = topic_likes = topic_dislikes = repeats = 0
+    known = [e for e in history if e["item_id"] in items]
+    for position, event in enumerate(known):
+        other = items[event["item_id"]]
+        label, action = label_event(
+            event["action"], event.get("watch_ms"), event.get("duration_ms"), config.label
+        )
+        same_creator = bool(creator) and other.get("creator_id") == creator
+        same_topic = bool(topics & set(other.get("categories") or []))
+        if (
+            position >= len(known) - config.recent_window
+            and primary
+            and (other.get("categories") or [None])[0] == primary
+        ):
+            repeats += 1
+        if label is Label.POSITIVE:
+            creator_likes += same_creator
+            topic_likes += same_topic
+        elif label is Label.EXPLICIT_NEGATIVE:
+            reason = event.get("reason") or ACTION_DEFAULT_REASON.get(action)
+            creator_dislikes += same_creator and (reason == "creator" or action == "hide_creator")
+            topic_dislikes += same_topic and reason in ("topic", "repetitive")
+    parts = [
+        f"this creator: disliked {creator_dislikes} times, liked {creator_likes} times.",
+        f"this topic: disliked {topic_dislikes} times, liked {topic_likes} times.",
+        f"same topic in the last {config.recent_window}: {repeats}.",
+    ]
+    return " ".join(parts)

@@ -73,3 +73,22 @@ def test_empty_and_unknown_histories():
 def test_item_description():
     assert item_description(ITEMS["b"]) == "calm music session. creator c2. categories: music, dance. 60 s."
     assert item_description({"item_id": "x"}) == ". creator ?. categories: none. unknown length."
+
+
+def test_relation_text_of_a_literal_history():
+    from ntr.reasons.profile import relation_text  # noqa: PLC0415
+
+    history = [
+        ev("a", "like", 30_000, 30_000),
+        ev("c", "hide_creator", 1_000, 20_000),
+        ev("d", "dislike", 1_000, 40_000, "topic"),
+    ]
+    # Item d: creator c1 (liked once via a, never disliked as a creator); topic comedy (liked
+    # once, disliked once with reason topic); comedy is the primary topic of 2 of the last 10.
+    assert relation_text(history, ITEMS["d"], ITEMS) == (
+        "this creator: disliked 0 times, liked 1 times. this topic: disliked 1 times, liked 1 times. "
+        "same topic in the last 10: 2."
+    )
+    assert relation_text(history, ITEMS["c"], ITEMS).startswith(
+        "this creator: disliked 1 times, liked 0 times."
+    )
