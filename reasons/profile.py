@@ -112,20 +112,18 @@ def item_description(item: dict) -> str:
     return f"{item.get('text', '')}. creator {creator}. categories: {categories}. {length}."
 
 
-def relation_text(
+def relation_counts(
     history: list[dict], item: dict, items: dict[str, dict], config: ProfileConfig | None = None
-) -> str:
-    """What the user's history says about *this* item's creator and topic, in words.
-
-    The profile and the item are embedded separately; this sentence carries their match
-    (has the user disliked or liked this creator or topic before, how much of this topic they
-    just watched), which a bi-encoder cannot see.
-    """
+) -> dict[str, int]:
+    """How the user's history relates to this item: likes and dislikes of its creator and
+    topic, and how many of the last `recent_window` shows had its primary topic."""
     config = config or ProfileConfig()
     creator = item.get("creator_id") or ""
     topics = set(item.get("categories") or [])
     primary = (item.get("categories") or [None])[0]
-    creator_likes = creator_dislikes = topic_likes = topic_dislikes = repeats = 0
+    counts = dict.fromkeys(
+        ("creator_dislikes", "creator_likes", "topic_dislikes", "topic_likes", "repeats"), 0
+    )
     known = [e for e in history if e["item_id"] in items]
     for position, event in enumerate(known):
         other = items[event["item_id"]]
@@ -134,22 +132,32 @@ def relation_text(
         )
         same_creator = bool(creator) and other.get("creator_id") == creator
         same_topic = bool(topics & set(other.get("categories") or []))
-        if (
-            position >= len(known) - config.recent_window
-            and primary
-            and (other.get("categories") or [None])[0] == primary
-        ):
-            repeats += 1
+        recent = position >= len(known) - config.recent_window
+        if recent and primary and (other.get("categories") or [None])[0] == primary:
+            counts["repeats"] += 1
         if label is Label.POSITIVE:
-            creator_likes += same_creator
-            topic_likes += same_topic
+            counts["creator_likes"] += same_creator
+            counts["topic_likes"] += same_topic
         elif label is Label.EXPLICIT_NEGATIVE:
             reason = event.get("reason") or ACTION_DEFAULT_REASON.get(action)
-            creator_dislikes += same_creator and (reason == "creator" or action == "hide_creator")
-            topic_dislikes += same_topic and reason in ("topic", "repetitive")
-    parts = [
-        f"this creator: disliked {creator_dislikes} times, liked {creator_likes} times.",
-        f"this topic: disliked {topic_dislikes} times, liked {topic_likes} times.",
-        f"same topic in the last {config.recent_window}: {repeats}.",
-    ]
-    return " ".join(parts)
+            counts["creator_dislikes"] += same_creator and (reason == "creator" or action == "hide_creator")
+            counts["topic_dislikes"] += same_topic and reason in ("topic", "repetitive")
+    return counts
+
+
+def relation_text(
+    history: list[dict], item: dict, items: dict[str, dict], config: ProfileConfig | None = None
+) -> str:
+    """`relation_counts` in words.
+
+    The profile and the item are embedded separately; this sentence carries their match
+    (has the user disliked or liked this creator or topic before, how much of this topic they
+    just watched), which a bi-encoder cannot see.
+    """
+    config = config or ProfileConfig()
+    c = relation_counts(history, item, items, config)
+    return (
+        f"this creator: disliked {c['creator_dislikes']} times, liked {c['creator_likes']} times. "
+        f"this topic: disliked {c['topic_dislikes']} times, liked {c['topic_likes']} times. "
+        f"same topic in the last {config.recent_window}: {c['repeats']}."
+    )

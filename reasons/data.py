@@ -1,0 +1,152 @@
+"""Training examples for the reason model: (profile, item, relation) texts and labels per exposure.
+
+Read from WORKDIR/raw (events.jsonl, items.jsonl). Each example is one exposure: the texts
+describe the user's history *before* it (last `history_len` events) and the item shown; the
+labels say whether it was a negative (explicit or skip) and why. The reason label is the
+event's `true_reason` when the log has one (the synthetic world), else its filled-in `reason`
+(real logs: explicit dislikes with a reason only). Users are split into train and held-out
+test by a seeded permutation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections import defaultdict
+
+import numpy as np
+
+from ntr.pipelines.events import REASONS, Label, LabelConfig, label_event
+from ntr.reasons.profile import ProfileConfig, item_description, relation_counts, relation_text, user_profile
+
+RELATION_FIELDS = ("creator_dislikes", "creator_likes", "topic_dislikes", "topic_likes", "repeats")
+
+NO_REASON = -1
+
+
+@dataclasses.dataclass(frozen=True)
+class ReasonDataConfig:
+    """Attributes:
+    holdout_share: share of users held out for testing.
+    history_len: events before the exposure that the texts describe.
+    max_explicit / max_skips / max_others: examples kept per split and kind (sampled).
+    seed: user split and sampling.
+    """
+
+    holdout_share: float = 0.2
+    history_len: int = 100
+    max_explicit: int = 5000
+    max_skips: int = 3000
+    max_others: int = 3000
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class Examples:
+    """Parallel lists/arrays, one entry per exposure.
+
+    Attributes:
+      profile / item / relation: the three texts.
+      negative: [n] bool, explicit negative or skip.
+      explicit: [n] bool, explicit negative.
+      reason: [n] int index into REASONS, NO_REASON when unknown or not a negative.
+      given: [n] bool, the log itself carried the reason (explicit with `reason` filled in).
+      counts: [n, len(RELATION_FIELDS)] int `relation_counts` (for the heuristic baseline).
+      user: user ids.
+    """
+
+    profile: list[str]
+    item: list[str]
+    relation: list[str]
+    negative: np.ndarray
+    explicit: np.ndarray
+    reason: np.ndarray
+    given: np.ndarray
+    counts: np.ndarray
+    user: list[str]
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+
+def load_raw(raw_dir: str) -> tuple[dict[str, list[dict]], dict[str, dict]]:
+    """Events per user (time-ordered) and the catalogue by item id."""
+    items = {}
+    with open(os.path.join(raw_dir, "items.jsonl"), encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            items[row["item_id"]] = row
+    users = defaultdict(list)
+    with open(os.path.join(raw_dir, "events.jsonl"), encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            users[row["user_id"]].append(row)
+    for events in users.values():
+        events.sort(key=lambda e: e["timestamp"])
+    return dict(users), items
+
+
+def split_users(users: list[str], holdout_share: float, seed: int) -> tuple[set[str], set[str]]:
+    """(train, test) user sets from a seeded permutation of the sorted ids (no hash())."""
+    order = np.random.default_rng(seed).permutation(sorted(users))
+    cut = int(round(len(order) * (1 - holdout_share)))
+    return set(order[:cut].tolist()), set(order[cut:].tolist())
+
+
+def build_examples(raw_dir: str, config: ReasonDataConfig | None = None) -> dict[str, Examples]:
+    """{"train": Examples, "test": Examples} from WORKDIR/raw."""
+    config = config or ReasonDataConfig()
+    events_by_user, items = load_raw(raw_dir)
+    train_users, test_users = split_users(list(events_by_user), config.holdout_share, config.seed)
+    rng = np.random.default_rng(config.seed + 1)
+    label_config, profile_config = LabelConfig(), ProfileConfig()
+    out = {}
+    for split, users in (("train", train_users), ("test", test_users)):
+        kinds = {"explicit": [], "skip": [], "other": []}
+        for user in sorted(users):
+            for k, event in enumerate(events_by_user[user]):
+                if event["item_id"] not in items or k == 0:
+                    continue
+                label, _ = label_event(
+                    event["action"], event.get("watch_ms"), event.get("duration_ms"), label_config
+                )
+                kind = {Label.EXPLICIT_NEGATIVE: "explicit", Label.IMPLICIT_NEGATIVE: "skip"}.get(
+                    label, "other"
+                )
+                kinds[kind].append((user, k))
+        caps = {"explicit": config.max_explicit, "skip": config.max_skips, "other": config.max_others}
+        chosen = []
+        for kind, entries in kinds.items():
+            if len(entries) > caps[kind]:
+                entries = [entries[i] for i in sorted(rng.choice(len(entries), caps[kind], replace=False))]
+            chosen += [(kind, user, k) for user, k in entries]
+        columns = defaultdict(list)
+        for kind, user, k in chosen:
+            events = events_by_user[user]
+            event, history = events[k], events[max(0, k - config.history_len) : k]
+            item = items[event["item_id"]]
+            true_reason = event.get("true_reason") or (event.get("reason") if kind == "explicit" else None)
+            columns["profile"].append(user_profile(history, items, profile_config))
+            columns["item"].append(item_description(item))
+            columns["relation"].append(relation_text(history, item, items, profile_config))
+            counts = relation_counts(history, item, items, profile_config)
+            columns["counts"].append([counts[f] for f in RELATION_FIELDS])
+            columns["negative"].append(kind != "other")
+            columns["explicit"].append(kind == "explicit")
+            negative_reason = true_reason if kind != "other" and true_reason in REASONS else None
+            columns["reason"].append(REASONS.index(negative_reason) if negative_reason else NO_REASON)
+            columns["given"].append(kind == "explicit" and bool(event.get("reason")))
+            columns["user"].append(user)
+        out[split] = Examples(
+            profile=columns["profile"],
+            item=columns["item"],
+            relation=columns["relation"],
+            negative=np.array(columns["negative"], bool),
+            explicit=np.array(columns["explicit"], bool),
+            reason=np.array(columns["reason"], np.int64),
+            given=np.array(columns["given"], bool),
+            counts=np.array(columns["counts"], np.int64).reshape(-1, len(RELATION_FIELDS)),
+            user=columns["user"],
+        )
+    return out

@@ -1,0 +1,57 @@
+"""The reason policy's log-probabilities and KL by hand, and a tiny end-to-end training run."""
+
+import math
+import os
+
+import numpy as np
+import torch
+
+from ntr.reasons.model import answer_log_prob, policy_kl
+
+
+def test_answer_log_prob_by_hand():
+    logit = torch.tensor([0.0, math.log(3.0)])  # p(yes) = 0.5, 0.75
+    logits = torch.log(torch.tensor([[0.5, 0.25, 0.25], [0.1, 0.2, 0.7]]))
+    judged = torch.tensor([[True, False], [True, True]])
+    reason = torch.tensor([[1, 2], [2, 0]])
+    want = torch.log(torch.tensor([[0.5 * 0.25, 0.5], [0.75 * 0.7, 0.75 * 0.1]]))
+    torch.testing.assert_close(answer_log_prob(logit, logits, judged, reason), want)
+
+
+def test_policy_kl_by_hand():
+    logit, ref_logit = torch.tensor([0.0]), torch.tensor([math.log(3.0)])  # p 0.5 vs 0.75
+    logits = torch.log(torch.tensor([[0.5, 0.5]]))
+    ref_logits = torch.log(torch.tensor([[0.25, 0.75]]))
+    kl_j = 0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(0.5 / 0.25)
+    kl_r = 0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)
+    torch.testing.assert_close(
+        policy_kl(logit, logits, ref_logit, ref_logits),
+        torch.tensor([kl_j + 0.5 * kl_r]),
+        atol=1e-6,
+        rtol=1e-5,
+    )
+    assert float(policy_kl(logit, logits, logit, logits)) < 1e-6
+
+
+def test_tiny_training_run(tiny_data, tmp_path):
+    from ntr.reasons.data import ReasonDataConfig, build_examples  # noqa: PLC0415
+    from ntr.reasons.encoder import EmbeddingCache  # noqa: PLC0415
+    from ntr.reasons.train import ReasonTrainConfig, embed, predict, train_grpo, train_supervised  # noqa: PLC0415
+
+    raw = os.path.join(os.path.dirname(tiny_data), "raw")
+    config = ReasonDataConfig(max_explicit=60, max_skips=60, max_others=60)
+    examples = build_examples(raw, config)
+    assert set(examples["train"].user).isdisjoint(examples["test"].user)
+    assert build_examples(raw, config)["train"].profile == examples["train"].profile  # seeded
+    cache = EmbeddingCache(str(tmp_path / "cache"))
+    train = embed(examples["train"], cache)
+    logs = []
+    train_config = ReasonTrainConfig(epochs=11, grpo_steps_per_stage=3, grpo_batch=32, curriculum_stages=2)
+    model = train_supervised(train, train_config, log=logs.append)
+    first, last = (float(line.rsplit(" ", 1)[1]) for line in (logs[0], logs[-1]))
+    assert last < first, logs  # the supervised loss goes down on its own training data
+    policy = train_grpo(model, train, train_config, log=logs.append)
+    assert sum("grpo stage" in line for line in logs) == 2
+    p, reason, confidence = predict(policy, embed(examples["test"], cache))
+    assert p.shape == reason.shape == confidence.shape == (len(examples["test"]),)
+    assert np.all((0 <= p) & (p <= 1)) and np.all(confidence >= 1 / 6 - 1e-6)
