@@ -1,0 +1,59 @@
+"""The label stage fills reasons in only where the log has none, and loses no event."""
+
+import json
+import os
+import shutil
+
+import torch
+
+from ntr.pipelines.events import REASONS, LabelConfig
+from ntr.reasons.encoder import EmbeddingCache
+from ntr.reasons.label import label_events, load_reason_model, needs_reason, save_reason_model
+from ntr.reasons.model import ReasonModel
+from ntr.reasons.train import ReasonTrainConfig
+
+
+def test_needs_reason():
+    config = LabelConfig()
+    assert needs_reason({"action": "dislike", "reason": None}, config)
+    assert not needs_reason({"action": "dislike", "reason": "creator"}, config)
+    assert needs_reason({"action": "view", "watch_ms": 500, "duration_ms": 30_000}, config)  # a skip
+    assert not needs_reason({"action": "like", "watch_ms": 30_000, "duration_ms": 30_000}, config)
+
+
+def test_label_stage_keeps_existing_reasons(tiny_data, tmp_path):
+    raw = tmp_path / "raw"
+    shutil.copytree(os.path.join(os.path.dirname(tiny_data), "raw"), raw)
+    rows = [json.loads(line) for line in (raw / "events.jsonl").read_text().splitlines()]
+    # Drop the reason of every other explicit negative: those (and the skips) need one.
+    explicit = [r for r in rows if r["action"] in ("dislike", "not_interested", "hide_creator", "report")]
+    for r in explicit[::2]:
+        r["reason"] = None
+    (raw / "events.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    torch.manual_seed(0)
+    save_reason_model(ReasonModel(hidden=16), ReasonTrainConfig(hidden=16), str(tmp_path / "model"), {})
+    model = load_reason_model(str(tmp_path / "model"))
+    counts = label_events(
+        str(raw), model, EmbeddingCache(str(tmp_path / "cache")), str(tmp_path / "out.jsonl")
+    )
+    out = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    key = lambda r: (r["user_id"], r["timestamp"], r["item_id"], r["action"])  # noqa: E731
+    before = {key(r): r for r in rows}
+    assert len(out) == len(rows) == counts["events"] and {key(r) for r in out} == set(before)
+    config = LabelConfig()
+    for r in out:
+        original = before[key(r)]
+        if original["reason"]:
+            assert r["reason"] == original["reason"] and r["reason_source"] == "log"
+        elif needs_reason(original, config):
+            assert (
+                r["reason"] in REASONS and r["reason_source"] == "model" and 0 < r["reason_confidence"] <= 1
+            )
+        else:
+            assert r.get("reason") is None and "reason_source" not in r
+    assert counts["kept"] == sum(1 for r in rows if r["reason"])
+    assert (
+        counts["filled"]
+        == sum(1 for r in rows if needs_reason(r, config))
+        == sum(counts["filled_reasons"].values())
+    )
