@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ntr.cli import demo, evaluate, generate, index, preprocess, serve, simulate, train
+from ntr.cli import demo, evaluate, generate, index, preprocess, reasons, serve, simulate, train
 
 # Command name -> module with `add_arguments(parser)`, `run(args, extra) -> int` and HELP.
 COMMANDS = {
@@ -14,6 +14,7 @@ COMMANDS = {
     "train": train,
     "evaluate": evaluate,
     "simulate": simulate,
+    "reasons": reasons,
     "index": index,
     "serve": serve,
     "demo": demo,

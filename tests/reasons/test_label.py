@@ -57,3 +57,15 @@ def test_label_stage_keeps_existing_reasons(tiny_data, tmp_path):
         == sum(1 for r in rows if needs_reason(r, config))
         == sum(counts["filled_reasons"].values())
     )
+
+
+def test_cli_trains_then_labels(tiny_data, tmp_path):
+    from ntr.cli.main import main  # noqa: PLC0415
+
+    workdir = tmp_path / "w"
+    shutil.copytree(os.path.join(os.path.dirname(tiny_data), "raw"), workdir / "raw")
+    assert main(["reasons", "train", "--workdir", str(workdir), "--epochs", "2", "--grpo-steps", "2"]) == 0
+    meta = json.loads((workdir / "reasons" / "config.json").read_text())
+    assert set(meta["metrics"]) == {"reason", "dislike"} and meta["reasons"] == list(REASONS)
+    assert main(["reasons", "label", "--workdir", str(workdir)]) == 0
+    assert (workdir / "raw" / "events.labelled.jsonl").exists()

@@ -37,3 +37,12 @@ def test_group_advantages_by_hand():
     np.testing.assert_allclose(group_advantages(rewards).mean(1), 0.0, atol=1e-12)
     with pytest.raises(ValueError, match="group_size >= 2"):
         group_advantages(np.ones((3, 1)))
+
+
+def test_metrics_by_hand():
+    from ntr.reasons.evaluate import binary_f1, macro_f1  # noqa: PLC0415
+
+    truth, guess = np.array([0, 0, 1, 2]), np.array([0, 1, 1, 1])
+    # class 0: TP 1, FP 0, FN 1 -> 2/3; class 1: TP 1, FP 2, FN 0 -> 0.5; class 2: 0.
+    assert macro_f1(truth, guess) == pytest.approx((2 / 3 + 0.5 + 0) / 3)
+    assert binary_f1(np.array([True, True, False]), np.array([True, False, True])) == pytest.approx(0.5)

@@ -1,0 +1,66 @@
+"""`ntr reasons train|label`: the dislike-reason model (train it; fill in missing reasons)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+HELP = (
+    "train: fit the reason model (MiniLM text embeddings + a head; supervised, then progressive GRPO) on "
+    "WORKDIR/raw; label: write WORKDIR/raw/events.labelled.jsonl with reasons filled in for negatives that "
+    "have none (preprocess it with --events)."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("train", "label"), help="what to do")
+    parser.add_argument("--model-dir", help="reason model folder (default WORKDIR/reasons)")
+    parser.add_argument("--cache-dir", help="embedding cache (default WORKDIR/reasons/embeddings)")
+    parser.add_argument("--epochs", type=int, default=30, help="train: supervised epochs")
+    parser.add_argument(
+        "--grpo-steps", type=int, default=100, help="train: GRPO steps per curriculum stage (0: off)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="train: user split, sampling and initialisation")
+    parser.add_argument("--output", help="label: output events (default WORKDIR/raw/events.labelled.jsonl)")
+
+
+def run(args: argparse.Namespace, extra: list[str]) -> int:
+    from ntr.cli.progress import Progress  # noqa: PLC0415 (torch starts below)
+    from ntr.reasons.encoder import EmbeddingCache  # noqa: PLC0415
+    from ntr.reasons.label import label_events, load_reason_model, save_reason_model  # noqa: PLC0415
+
+    raw = os.path.join(args.workdir, "raw")
+    model_dir = args.model_dir or os.path.join(args.workdir, "reasons")
+    cache = EmbeddingCache(args.cache_dir or os.path.join(model_dir, "embeddings"))
+    if not os.path.exists(os.path.join(raw, "events.jsonl")):
+        raise FileNotFoundError(f"{raw}/events.jsonl is missing: run `ntr generate` (or a reader) first.")
+    if args.action == "label":
+        output = args.output or os.path.join(raw, "events.labelled.jsonl")
+        counts = label_events(
+            raw, load_reason_model(model_dir), cache, output, progress=Progress("labelling")
+        )
+        print(json.dumps(counts, sort_keys=True))
+        print(f"wrote {output}; train on it with `ntr preprocess --events {output}`")
+        return 0
+    from ntr.reasons.data import ReasonDataConfig, build_examples  # noqa: PLC0415
+    from ntr.reasons.evaluate import evaluate  # noqa: PLC0415
+    from ntr.reasons.train import ReasonTrainConfig, embed, train_grpo, train_supervised  # noqa: PLC0415
+
+    started = time.perf_counter()
+    data_config = ReasonDataConfig(seed=args.seed)
+    examples = build_examples(raw, data_config)
+    sizes = f"{len(examples['train'])} train, {len(examples['test'])} from held-out users"
+    print(f"examples: {sizes} ({time.perf_counter() - started:.0f}s)")
+    train, test = embed(examples["train"], cache), embed(examples["test"], cache)
+    print(f"embedded in {time.perf_counter() - started:.0f}s (cached in {cache.directory})")
+    config = ReasonTrainConfig(epochs=args.epochs, grpo_steps_per_stage=args.grpo_steps, seed=args.seed)
+    model = train_supervised(train, config)
+    if args.grpo_steps > 0:
+        model = train_grpo(model, train, config)
+    metrics = evaluate(model, test, examples["test"])
+    save_reason_model(model, config, model_dir, {"data": data_config.__dict__, "metrics": metrics})
+    print(json.dumps(metrics, indent=2, sort_keys=True))
+    print(f"saved {model_dir} in {time.perf_counter() - started:.0f}s")
+    return 0
