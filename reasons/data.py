@@ -18,7 +18,7 @@ from collections import defaultdict
 import numpy as np
 
 from ntr.pipelines.events import REASONS, Label, LabelConfig, label_event
-from ntr.reasons.profile import ProfileConfig, item_description, relation_counts, relation_text, user_profile
+from ntr.reasons.profile import ProfileConfig, exposure_texts
 
 RELATION_FIELDS = ("creator_dislikes", "creator_likes", "topic_dislikes", "topic_likes", "repeats")
 
@@ -123,15 +123,12 @@ def build_examples(raw_dir: str, config: ReasonDataConfig | None = None) -> dict
             chosen += [(kind, user, k) for user, k in entries]
         columns = defaultdict(list)
         for kind, user, k in chosen:
-            events = events_by_user[user]
-            event, history = events[k], events[max(0, k - config.history_len) : k]
-            item = items[event["item_id"]]
+            event = events_by_user[user][k]
             true_reason = event.get("true_reason") or (event.get("reason") if kind == "explicit" else None)
-            columns["profile"].append(user_profile(history, items, profile_config))
-            columns["item"].append(item_description(item))
-            columns["relation"].append(relation_text(history, item, items, profile_config))
-            counts = relation_counts(history, item, items, profile_config)
-            columns["counts"].append([counts[f] for f in RELATION_FIELDS])
+            texts = exposure_texts(events_by_user[user], k, items, config.history_len, profile_config)
+            for name in ("profile", "item", "relation"):
+                columns[name].append(texts[name])
+            columns["counts"].append([texts["counts"][f] for f in RELATION_FIELDS])
             columns["negative"].append(kind != "other")
             columns["explicit"].append(kind == "explicit")
             negative_reason = true_reason if kind != "other" and true_reason in REASONS else None

@@ -21,7 +21,7 @@ from ntr.pipelines.events import REASONS, Label, LabelConfig, label_event
 from ntr.reasons.data import load_raw
 from ntr.reasons.encoder import EmbeddingCache
 from ntr.reasons.model import ReasonModel
-from ntr.reasons.profile import ProfileConfig, item_description, relation_text, user_profile
+from ntr.reasons.profile import ProfileConfig, exposure_texts
 from ntr.reasons.train import ReasonTrainConfig
 
 MODEL_FILE, CONFIG_FILE = "model.pt", "config.json"
@@ -84,11 +84,9 @@ def label_events(
         chunk = todo[start : start + batch_size]
         texts = {"profile": [], "item": [], "relation": []}
         for user, k in chunk:
-            events = events_by_user[user]
-            history, item = events[max(0, k - history_len) : k], items[events[k]["item_id"]]
-            texts["profile"].append(user_profile(history, items, profile_config))
-            texts["item"].append(item_description(item))
-            texts["relation"].append(relation_text(history, item, items, profile_config))
+            exposure = exposure_texts(events_by_user[user], k, items, history_len, profile_config)
+            for name in texts:
+                texts[name].append(exposure[name])
         with torch.no_grad():
             tensors = [
                 torch.from_numpy(cache.encode(texts[name])) for name in ("profile", "item", "relation")

@@ -145,9 +145,7 @@ def relation_counts(
     return counts
 
 
-def relation_text(
-    history: list[dict], item: dict, items: dict[str, dict], config: ProfileConfig | None = None
-) -> str:
+def relation_sentence(counts: dict[str, int], config: ProfileConfig | None = None) -> str:
     """`relation_counts` in words.
 
     The profile and the item are embedded separately; this sentence carries their match
@@ -155,9 +153,34 @@ def relation_text(
     just watched), which a bi-encoder cannot see.
     """
     config = config or ProfileConfig()
-    c = relation_counts(history, item, items, config)
+    c = counts
     return (
         f"this creator: disliked {c['creator_dislikes']} times, liked {c['creator_likes']} times. "
         f"this topic: disliked {c['topic_dislikes']} times, liked {c['topic_likes']} times. "
         f"same topic in the last {config.recent_window}: {c['repeats']}."
     )
+
+
+def relation_text(
+    history: list[dict], item: dict, items: dict[str, dict], config: ProfileConfig | None = None
+) -> str:
+    """The relation sentence of `item` given `history`."""
+    return relation_sentence(relation_counts(history, item, items, config), config)
+
+
+def exposure_texts(
+    events: list[dict], k: int, items: dict[str, dict], history_len: int, config: ProfileConfig | None = None
+) -> dict:
+    """What the reason model reads about exposure `events[k]`, from the `history_len` events before it.
+
+    Returns:
+      {"profile", "item", "relation"} texts and "counts" (the `relation_counts` they came from).
+    """
+    history, item = events[max(0, k - history_len) : k], items[events[k]["item_id"]]
+    counts = relation_counts(history, item, items, config)
+    return {
+        "profile": user_profile(history, items, config),
+        "item": item_description(item),
+        "relation": relation_sentence(counts, config),
+        "counts": counts,
+    }
