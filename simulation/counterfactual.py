@@ -146,12 +146,16 @@ class Similarity:
         scores[np.arange(len(rows)), rows] = -np.inf
         return np.argpartition(-scores, self.neighbours - 1, axis=1)[:, : self.neighbours]
 
-    def shares(self, x: np.ndarray, top: np.ndarray) -> np.ndarray:
-        """[n, len(SHARES)] share of each top-K list [n, k] that is similar to x [n] by each measure."""
+    def shares(self, x: np.ndarray, top: np.ndarray, hood: np.ndarray | None = None) -> np.ndarray:
+        """[n, len(SHARES)] share of each top-K list [n, k] that is similar to x [n] by each measure.
+
+        `hood` is `neighbourhood(x)` when the caller already has it (it is the same for every
+        branch of a pair, and costs an [n, num_items] product).
+        """
         same_item = top == x[:, None]
         same_creator = (self.creator[top] == self.creator[x][:, None]) & self.has_creator[x][:, None]
         same_category = (self.categories[top] & self.categories[x][:, None, :]).any(-1)
-        hood = self.neighbourhood(x)
+        hood = self.neighbourhood(x) if hood is None else hood
         neighbour = (top[:, :, None] == hood[:, None, :]).any(-1)
         other = ~same_creator & ~same_category
         return np.stack([m.mean(1) for m in (same_item, same_creator, same_category, neighbour, other)], 1)
@@ -204,6 +208,7 @@ def run_counterfactual(
     similarity = Similarity(model.items, model.embeddings, config.neighbours)
     x = np.array([p.item_row for p in pairs])
     seeds = np.array([p.seed for p in pairs])
+    hood = similarity.neighbourhood(x)
     branches = (None,) + tuple(config.reasons)
     shares = {}
     total, done = len(branches) * len(pairs), 0
@@ -221,7 +226,7 @@ def run_counterfactual(
             done += len(chunk)
             if progress is not None:
                 progress(done, total)
-        shares[reason] = similarity.shares(x, np.concatenate(tops))
+        shares[reason] = similarity.shares(x, np.concatenate(tops), hood)
     rng = np.random.default_rng(config.seed + 1)
     result = {}
     for reason in config.reasons:
