@@ -2,10 +2,12 @@
 
 Read from WORKDIR/raw (events.jsonl, items.jsonl). Each example is one exposure: the texts
 describe the user's history *before* it (last `history_len` events) and the item shown; the
-labels say whether it was a negative (explicit or skip) and why. The reason label is the
-event's `true_reason` when the log has one (the synthetic world), else its filled-in `reason`
-(real logs: explicit dislikes with a reason only). Users are split into train and held-out
-test by a seeded permutation.
+labels say whether it was a negative (explicit or skip) and why. Two reason columns keep what
+a model may learn from apart from what it is judged against: `reason` is what the log states
+(explicit dislikes with their `reason` filled in; skips never have one), the only label that
+training reads; `true_reason` is the world's hidden cause of any negative when the log has
+one (the synthetic world), else the logged reason, and only evaluation reads it. Users are
+split into train and held-out test by a seeded permutation.
 """
 
 from __future__ import annotations
@@ -50,7 +52,10 @@ class Examples:
       profile / item / relation: the three texts.
       negative: [n] bool, explicit negative or skip.
       explicit: [n] bool, explicit negative.
-      reason: [n] int index into REASONS, NO_REASON when unknown or not a negative.
+      reason: [n] int index into REASONS of the logged reason (the training label), NO_REASON
+        when the log states none (skips, dislikes without a reason, non-negatives).
+      true_reason: [n] int index into REASONS of the true cause of a negative (the evaluation
+        truth), NO_REASON when unknown or not a negative.
       given: [n] bool, the log itself carried the reason (explicit with `reason` filled in).
       counts: [n, len(RELATION_FIELDS)] int `relation_counts` (for the heuristic baseline).
       user: user ids.
@@ -62,6 +67,7 @@ class Examples:
     negative: np.ndarray
     explicit: np.ndarray
     reason: np.ndarray
+    true_reason: np.ndarray
     given: np.ndarray
     counts: np.ndarray
     user: list[str]
@@ -124,16 +130,18 @@ def build_examples(raw_dir: str, config: ReasonDataConfig | None = None) -> dict
         columns = defaultdict(list)
         for kind, user, k in chosen:
             event = events_by_user[user][k]
-            true_reason = event.get("true_reason") or (event.get("reason") if kind == "explicit" else None)
+            logged = event.get("reason") if kind == "explicit" else None
+            true_reason = event.get("true_reason") or logged
             texts = exposure_texts(events_by_user[user], k, items, config.history_len, profile_config)
             for name in ("profile", "item", "relation"):
                 columns[name].append(texts[name])
             columns["counts"].append([texts["counts"][f] for f in RELATION_FIELDS])
             columns["negative"].append(kind != "other")
             columns["explicit"].append(kind == "explicit")
-            negative_reason = true_reason if kind != "other" and true_reason in REASONS else None
-            columns["reason"].append(REASONS.index(negative_reason) if negative_reason else NO_REASON)
-            columns["given"].append(kind == "explicit" and bool(event.get("reason")))
+            true_reason = true_reason if kind != "other" and true_reason in REASONS else None
+            columns["reason"].append(REASONS.index(logged) if logged in REASONS else NO_REASON)
+            columns["true_reason"].append(REASONS.index(true_reason) if true_reason else NO_REASON)
+            columns["given"].append(logged in REASONS)
             columns["user"].append(user)
         out[split] = Examples(
             profile=columns["profile"],
@@ -142,6 +150,7 @@ def build_examples(raw_dir: str, config: ReasonDataConfig | None = None) -> dict
             negative=np.array(columns["negative"], bool),
             explicit=np.array(columns["explicit"], bool),
             reason=np.array(columns["reason"], np.int64),
+            true_reason=np.array(columns["true_reason"], np.int64),
             given=np.array(columns["given"], bool),
             counts=np.array(columns["counts"], np.int64).reshape(-1, len(RELATION_FIELDS)),
             user=columns["user"],

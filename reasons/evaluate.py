@@ -36,10 +36,10 @@ def binary_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
 def reason_metrics(examples: Examples, predicted_reason: np.ndarray) -> dict:
     out = {}
     for name, mask in (
-        ("explicit", examples.explicit & (examples.reason != NO_REASON)),
-        ("skips", examples.negative & ~examples.explicit & (examples.reason != NO_REASON)),
+        ("explicit", examples.explicit & (examples.true_reason != NO_REASON)),
+        ("skips", examples.negative & ~examples.explicit & (examples.true_reason != NO_REASON)),
     ):
-        truth, guess = examples.reason[mask], predicted_reason[mask]
+        truth, guess = examples.true_reason[mask], predicted_reason[mask]
         out[name] = {
             "accuracy": float(np.mean(truth == guess)) if mask.any() else None,
             "macro_f1": macro_f1(truth, guess) if mask.any() else None,

@@ -3,7 +3,9 @@
 An answer to "how will this user react to this item?" has two steps: the judgement (will it
 be disliked or skipped: yes / no) and, for a yes, the reason. The step reward pays for the
 judgement, and pays for the reason only when the judgement is right and the exposure really was
-a negative, so a policy cannot farm reason reward by calling everything a dislike.
+a negative, so a policy cannot farm reason reward by calling everything a dislike. A negative
+whose reason the log does not state (a skip) pays for the judgement alone: no reason is right
+or wrong for it.
 
 Advantages are group-relative: G answers are sampled per example, and each answer's reward is
 normalised by the mean and standard deviation of its group (no value network).
@@ -42,7 +44,8 @@ def step_reward(
       predicted_negative: [...] bool, the answer's judgement.
       predicted_reason: [...] int, the answer's reason id (ignored when the judgement is no).
       negative: [...] bool, whether the exposure was a negative (broadcasts against the answers).
-      reason: [...] int, the true reason id (ignored for non-negatives).
+      reason: [...] int, the known reason id; negative (NO_REASON) when the log states none, and
+        ignored for non-negatives.
       weights: the reward scale.
 
     Returns:
@@ -54,7 +57,7 @@ def step_reward(
     right = predicted_negative == negative
     reward = np.where(right, w.judgement, 0.0)
     # The reason step is paid only on a right "yes, disliked" judgement.
-    judged_negative = right & negative
+    judged_negative = right & negative & (np.asarray(reason) >= 0)
     reason_right = np.asarray(predicted_reason) == np.asarray(reason)
     reward = reward + np.where(judged_negative, np.where(reason_right, w.reason, w.wrong_reason), 0.0)
     return reward.astype(np.float64)

@@ -3,7 +3,8 @@
 Supervised: binary cross-entropy on "negative or not" for every example, and cross-entropy on
 the reason for explicit dislikes whose reason is known (the labelled ones). GRPO: for each
 example, `group_size` answers are sampled from the policy; `step_reward` scores them,
-`group_advantages` normalises within the group, and the loss is
+`group_advantages` normalises within the group (skips, whose reason no log states, are
+scored on the judgement alone), and the loss is
 -mean(advantage * log pi(answer)) + kl_weight * KL(pi || pi_supervised). The curriculum goes
 from easy to hard: stage s of S trains on the s/S of examples the supervised model finds
 easiest (highest probability of the right full answer).
@@ -126,8 +127,8 @@ def train_grpo(
     optimizer = torch.optim.AdamW(policy.parameters(), lr=config.grpo_lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    # Examples whose answer can be scored: non-negatives, and negatives with a known reason.
-    usable = np.flatnonzero((~data.negative.numpy()) | (data.reason.numpy() != NO_REASON))
+    # Every answer can be scored: the judgement always, the reason where the log states it.
+    usable = np.arange(len(data.negative))
     easiest_first = usable[np.argsort(-_answer_probability(reference, data.take(torch.from_numpy(usable))))]
     g = config.group_size
     for stage in range(1, config.curriculum_stages + 1):

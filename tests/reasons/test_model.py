@@ -43,6 +43,13 @@ def test_tiny_training_run(tiny_data, tmp_path):
     examples = build_examples(raw, config)
     assert set(examples["train"].user).isdisjoint(examples["test"].user)
     assert build_examples(raw, config)["train"].profile == examples["train"].profile  # seeded
+    for split in examples.values():
+        skips = split.negative & ~split.explicit
+        # Training labels come from the log only: skips never carry one (the world's hidden
+        # cause of a skip is evaluation truth), explicit dislikes carry their logged reason.
+        assert (split.reason[skips | ~split.negative] == -1).all()
+        assert (split.true_reason[skips] >= 0).all() and (split.true_reason[~split.negative] == -1).all()
+        np.testing.assert_array_equal(split.reason[split.explicit], split.true_reason[split.explicit])
     cache = EmbeddingCache(str(tmp_path / "cache"))
     train = embed(examples["train"], cache)
     logs = []

@@ -16,6 +16,7 @@ CREATOR, TOPIC = 1, 2
         (False, CREATOR, True, CREATOR, 0.0),  # missed the dislike: the right reason earns nothing
         (True, CREATOR, False, CREATOR, 0.0),  # false alarm: no reason reward either
         (False, TOPIC, False, CREATOR, 1.0),  # right "not disliked": the reason is irrelevant
+        (True, TOPIC, True, -1, 1.0),  # a skip (no logged reason): judgement only
     ],
 )
 def test_step_reward_by_hand(said_negative, said_reason, negative, reason, want):
@@ -27,6 +28,9 @@ def test_wrong_reason_penalty_and_broadcasting():
     # One example (a creator dislike) with four sampled answers.
     got = step_reward([True, True, False, True], [CREATOR, TOPIC, CREATOR, 0], True, CREATOR, weights)
     np.testing.assert_allclose(got, [3.0, 0.5, 0.0, 0.5])
+    # A negative with no logged reason (-1) is neither penalised nor paid for its reason.
+    got = step_reward([True, True, False], [CREATOR, TOPIC, CREATOR], True, -1, weights)
+    np.testing.assert_allclose(got, [1.0, 1.0, 0.0])
 
 
 def test_group_advantages_by_hand():
