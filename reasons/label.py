@@ -80,6 +80,9 @@ def label_events(
         for k, event in enumerate(events_by_user[user]):
             if event["item_id"] in items and needs_reason(event, label_config):
                 todo.append((user, k))
+    # Every text describes the log as it was stated: filled reasons are applied after all
+    # predictions, so no prediction reads another (and the batch size cannot change a result).
+    filled = {}
     for start in range(0, len(todo), batch_size):
         chunk = todo[start : start + batch_size]
         texts = {"profile": [], "item": [], "relation": []}
@@ -93,12 +96,16 @@ def label_events(
             ]
             probabilities = torch.softmax(model(*tensors)[1], -1).numpy()
         for (user, k), q in zip(chunk, probabilities, strict=True):
-            event = events_by_user[user][k]
             best = int(np.argmax(q))
-            event["reason"], event["reason_confidence"] = REASONS[best], round(float(q[best]), 4)
-            event["reason_source"] = "model"
+            filled[user, k] = {
+                "reason": REASONS[best],
+                "reason_confidence": round(float(q[best]), 4),
+                "reason_source": "model",
+            }
         if progress is not None:
             progress(min(start + batch_size, len(todo)), len(todo))
+    for (user, k), values in filled.items():
+        events_by_user[user][k].update(values)
     counts = {"events": 0, "kept": 0, "filled": len(todo), "filled_reasons": {}}
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w", encoding="utf-8") as handle:

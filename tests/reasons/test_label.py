@@ -33,9 +33,11 @@ def test_label_stage_keeps_existing_reasons(tiny_data, tmp_path):
     torch.manual_seed(0)
     save_reason_model(ReasonModel(hidden=16), ReasonTrainConfig(hidden=16), str(tmp_path / "model"), {})
     model = load_reason_model(str(tmp_path / "model"))
-    counts = label_events(
-        str(raw), model, EmbeddingCache(str(tmp_path / "cache")), str(tmp_path / "out.jsonl")
-    )
+    cache = EmbeddingCache(str(tmp_path / "cache"))
+    counts = label_events(str(raw), model, cache, str(tmp_path / "out.jsonl"))
+    # Texts describe the log as stated, so the batching cannot change what is written.
+    label_events(str(raw), model, cache, str(tmp_path / "small.jsonl"), batch_size=5)
+    assert (tmp_path / "small.jsonl").read_bytes() == (tmp_path / "out.jsonl").read_bytes()
     out = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     key = lambda r: (r["user_id"], r["timestamp"], r["item_id"], r["action"])  # noqa: E731
     before = {key(r): r for r in rows}
