@@ -186,11 +186,17 @@ def main() -> None:
             lines.append(f"| `{variant}` | {version} | " + " | ".join(cells) + " |")
         cells = []
         for name in names:
-            logged, predicted, true = (np.mean([r[name] for r in results[v, variant]]) for v in VERSIONS[1:])
-            gain = true - logged
-            cells.append(f"{100 * (predicted - logged) / gain:.0f}%" if gain else "n/a (no gain)")
+            (logged, se_l), (predicted, _), (true, se_t) = (
+                mean_se([r[name] for r in results[v, variant]]) for v in VERSIONS[1:]
+            )
+            gain, noise = true - logged, 2 * np.hypot(se_l, se_t)
+            # A ratio to a gain that the seeds cannot tell from zero would be noise over noise.
+            cells.append(
+                f"{100 * (predicted - logged) / gain:.0f}%" if abs(gain) > noise else "n/a (no clear gain)"
+            )
         lines.append(
-            f"| `{variant}` | recovered: (predicted − logged) / (true − logged) | " + " | ".join(cells) + " |"
+            f"| `{variant}` | recovered: (predicted − logged) / (true − logged), where the true gain "
+            "exceeds 2 SE | " + " | ".join(cells) + " |"
         )
     write_section(
         "predicted_reasons",
