@@ -56,7 +56,6 @@ class Examples:
         when the log states none (skips, dislikes without a reason, non-negatives).
       true_reason: [n] int index into REASONS of the true cause of a negative (the evaluation
         truth), NO_REASON when unknown or not a negative.
-      given: [n] bool, the log itself carried the reason (explicit with `reason` filled in).
       counts: [n, len(RELATION_FIELDS)] int `relation_counts` (for the heuristic baseline).
       user: user ids.
     """
@@ -68,7 +67,6 @@ class Examples:
     explicit: np.ndarray
     reason: np.ndarray
     true_reason: np.ndarray
-    given: np.ndarray
     counts: np.ndarray
     user: list[str]
 
@@ -141,7 +139,6 @@ def build_examples(raw_dir: str, config: ReasonDataConfig | None = None) -> dict
             true_reason = true_reason if kind != "other" and true_reason in REASONS else None
             columns["reason"].append(REASONS.index(logged) if logged in REASONS else NO_REASON)
             columns["true_reason"].append(REASONS.index(true_reason) if true_reason else NO_REASON)
-            columns["given"].append(logged in REASONS)
             columns["user"].append(user)
         out[split] = Examples(
             profile=columns["profile"],
@@ -151,7 +148,6 @@ def build_examples(raw_dir: str, config: ReasonDataConfig | None = None) -> dict
             explicit=np.array(columns["explicit"], bool),
             reason=np.array(columns["reason"], np.int64),
             true_reason=np.array(columns["true_reason"], np.int64),
-            given=np.array(columns["given"], bool),
             counts=np.array(columns["counts"], np.int64).reshape(-1, len(RELATION_FIELDS)),
             user=columns["user"],
         )

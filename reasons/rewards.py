@@ -54,11 +54,12 @@ def step_reward(
     w = weights or RewardWeights()
     predicted_negative = np.asarray(predicted_negative, bool)
     negative = np.asarray(negative, bool)
+    reason = np.asarray(reason)
     right = predicted_negative == negative
     reward = np.where(right, w.judgement, 0.0)
     # The reason step is paid only on a right "yes, disliked" judgement.
-    judged_negative = right & negative & (np.asarray(reason) >= 0)
-    reason_right = np.asarray(predicted_reason) == np.asarray(reason)
+    judged_negative = right & negative & (reason >= 0)
+    reason_right = np.asarray(predicted_reason) == reason
     reward = reward + np.where(judged_negative, np.where(reason_right, w.reason, w.wrong_reason), 0.0)
     return reward.astype(np.float64)
 
