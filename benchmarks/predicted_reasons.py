@@ -21,20 +21,19 @@ The share of the true reasons' gain that predicted reasons recover is
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
-import time
 
 import numpy as np
 
 from benchmarks.report import write_section
+from benchmarks.responsiveness import MEASURES, cached_counterfactual, model_ranker
 from benchmarks.retrieval_quality import NTR, mean_se, model_tag, prepare, run, train_and_evaluate
 
 VERSIONS = ("none", "logged", "predicted", "true")
 VARIANTS = ("ntr_reasons", "group_ntr")
-# (branch reason, share it should suppress): the counterfactual measures in the table.
-MEASURES = (("creator", "creator"), ("topic", "category"), ("quality", "item"), ("skip", "item"))
 
 
 def write_version(world: str, version: str, root: str) -> str:
@@ -89,7 +88,7 @@ def rewrite(source: str, target: str, version: str) -> None:
             out.write(json.dumps(event, sort_keys=True) + "\n")
 
 
-def label_accuracy(world: str, labelled: str) -> dict:
+def label_accuracy(labelled: str) -> dict:
     """Accuracy of the filled-in reasons against the world's hidden causes, per negative kind."""
     hits, totals = {}, {}
     with open(labelled, encoding="utf-8") as handle:
@@ -113,25 +112,10 @@ class WithoutReasons:
         return self.ranker.rank([[dict(e, reason=None) for e in h] for h in histories], k, seeds)
 
 
-def counterfactual(workdir: str, tag: str, version: str, pairs: int) -> dict:
-    cache = os.path.join(workdir, "reports", f"responsiveness-{tag}.json")
-    if not os.path.exists(cache):
-        from ntr.retrieval.data import read_histories  # noqa: PLC0415
-        from ntr.retrieval.exported import ExportedModel  # noqa: PLC0415
-        from ntr.simulation.counterfactual import CounterfactualConfig, run_counterfactual  # noqa: PLC0415
-        from ntr.simulation.rankers import ModelRanker  # noqa: PLC0415
-
-        ranker = ModelRanker(ExportedModel(os.path.join(workdir, "models", tag)))
-        if version == "none":
-            ranker = WithoutReasons(ranker)
-        histories = read_histories(os.path.join(workdir, "data"), "test")
-        started = time.perf_counter()
-        result = run_counterfactual(ranker, histories, CounterfactualConfig(num_pairs=pairs, k=20))
-        result["seconds"] = time.perf_counter() - started
-        with open(cache, "w", encoding="utf-8") as handle:
-            json.dump(result, handle)
-    with open(cache, encoding="utf-8") as handle:
-        return json.load(handle)
+def ranker(workdir: str, tag: str, version: str):
+    """The model alone; in the `none` version its product sends no reasons either."""
+    model = model_ranker(workdir, tag)
+    return WithoutReasons(model) if version == "none" else model
 
 
 def measures(evaluation: dict, simulated: dict) -> dict[str, float]:
@@ -147,19 +131,24 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2", help="training seeds")
     parser.add_argument("--pairs", type=int, default=2000, help="counterfactual pairs per model")
     args = parser.parse_args()
+    from ntr.retrieval.data import read_histories  # noqa: PLC0415
+
     world = os.path.join(args.root, "world")
     prepare("world", world, "")
     seeds = [int(s) for s in args.seeds.split(",")]
     results: dict[tuple[str, str], list[dict]] = {}
     for version in VERSIONS:
         workdir = write_version(world, version, args.root)
+        histories = read_histories(os.path.join(workdir, "data"), "test")
         for variant in VARIANTS:
             for seed in seeds:
                 evaluation = train_and_evaluate(workdir, variant, seed, [])
-                simulated = counterfactual(workdir, model_tag(variant, seed), version, args.pairs)
+                tag = model_tag(variant, seed)
+                make_ranker = functools.partial(ranker, workdir, tag, version)
+                simulated = cached_counterfactual(workdir, tag, histories, args.pairs, make_ranker)
                 results.setdefault((version, variant), []).append(measures(evaluation, simulated))
                 print(version, variant, seed, results[version, variant][-1], flush=True)
-    accuracy = label_accuracy(world, os.path.join(args.root, "reasons-predicted", "raw", "events.jsonl"))
+    accuracy = label_accuracy(os.path.join(args.root, "reasons-predicted", "raw", "events.jsonl"))
     names = ["ndcg@10", "neghit@10"] + [f"{r}:{s}" for r, s in MEASURES]
     lines = [
         "Default world, four versions of one log (only `reason` differs): **none** (every reason removed), "

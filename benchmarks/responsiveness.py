@@ -13,6 +13,7 @@ the widest 95% bootstrap interval of the three.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import time
@@ -28,6 +29,33 @@ PAPER = {"neg_features_only": "-22.8% / -22.7%", "ntr": "-64.1% / -60.8%", "posi
 def fmt(values: list[float]) -> str:
     mean, se = mean_se(values)
     return f"{100 * mean:+.1f}% ± {100 * se:.1f}"
+
+
+def model_ranker(workdir: str, tag: str, filters: bool = False):
+    """The model at WORKDIR/models/<tag> alone, or behind the serving Recommender's filters."""
+    from ntr.retrieval.exported import ExportedModel  # noqa: PLC0415
+    from ntr.simulation.rankers import ModelRanker, RecommenderRanker  # noqa: PLC0415
+
+    model = ExportedModel(os.path.join(workdir, "models", tag))
+    return RecommenderRanker.with_filters(model) if filters else ModelRanker(model)
+
+
+def cached_counterfactual(workdir: str, name: str, histories: list, pairs: int, make_ranker) -> dict:
+    """`run_counterfactual` (top 20) of `make_ranker()`, cached as reports/responsiveness-<name>.json.
+
+    The ranker is built only when the cache is missing (it loads the model).
+    """
+    from ntr.simulation.counterfactual import CounterfactualConfig, run_counterfactual  # noqa: PLC0415
+
+    cache = os.path.join(workdir, "reports", f"responsiveness-{name}.json")
+    if not os.path.exists(cache):
+        started = time.perf_counter()
+        result = run_counterfactual(make_ranker(), histories, CounterfactualConfig(num_pairs=pairs, k=20))
+        result["seconds"] = time.perf_counter() - started
+        with open(cache, "w", encoding="utf-8") as handle:
+            json.dump(result, handle)
+    with open(cache, encoding="utf-8") as handle:
+        return json.load(handle)
 
 
 def main() -> None:
@@ -50,7 +78,6 @@ def main() -> None:
     from ntr.retrieval.data import read_histories  # noqa: PLC0415
     from ntr.retrieval.exported import ExportedModel  # noqa: PLC0415
     from ntr.simulation import closed_loop as loop  # noqa: PLC0415
-    from ntr.simulation.counterfactual import CounterfactualConfig, run_counterfactual  # noqa: PLC0415
     from ntr.simulation.rankers import ModelRanker, RecommenderRanker  # noqa: PLC0415
 
     if args.set and not args.tag:
@@ -59,7 +86,6 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     variants = args.variants.split(",")
     histories = read_histories(os.path.join(args.workdir, "data"), "test")
-    config = CounterfactualConfig(num_pairs=args.pairs, k=20)
     results: dict[str, list[dict]] = {}
     # The model alone for every variant; behind the serving filters for two of them (the filters
     # act on the event's reason, whatever the model).
@@ -69,19 +95,11 @@ def main() -> None:
         for seed in seeds:
             train_and_evaluate(args.workdir, variant, seed, args.set, args.tag)
             tag = model_tag(variant, seed, args.tag)
-            cache = os.path.join(
-                args.workdir, "reports", f"responsiveness-{tag}{'-filters' if filters else ''}.json"
+            cache_name = f"{tag}{'-filters' if filters else ''}"
+            make_ranker = functools.partial(model_ranker, args.workdir, tag, filters)
+            results.setdefault(name, []).append(
+                cached_counterfactual(args.workdir, cache_name, histories, args.pairs, make_ranker)
             )
-            if not os.path.exists(cache):
-                model = ExportedModel(os.path.join(args.workdir, "models", tag))
-                ranker = RecommenderRanker.with_filters(model) if filters else ModelRanker(model)
-                started = time.perf_counter()
-                result = run_counterfactual(ranker, histories, config)
-                result["seconds"] = time.perf_counter() - started
-                with open(cache, "w", encoding="utf-8") as handle:
-                    json.dump(result, handle)
-            with open(cache, encoding="utf-8") as handle:
-                results.setdefault(name, []).append(json.load(handle))
             print(name, seed, "done", flush=True)
 
     lines = [

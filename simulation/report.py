@@ -14,6 +14,8 @@ import os
 
 import numpy as np
 
+from ntr.simulation.counterfactual import SHARES
+
 # DESIGN.md "Counterfactual responsiveness": published reference points.
 REFERENCES = [
     {"what": "no dislike signal in the model", "creator": 0.0, "content": 0.0, "source": "seed paper (~0)"},
@@ -153,10 +155,7 @@ def render_html(results: dict, images: dict[str, str]) -> str:
         rows = []
         for variant, result in cf.items():
             for reason, shares in result["reasons"].items():
-                rows.append(
-                    [variant, reason]
-                    + [_ci(shares[s]) for s in ("item", "creator", "category", "neighbours", "other")]
-                )
+                rows.append([variant, reason] + [_ci(shares[s]) for s in SHARES])
         sections.append(
             _table(
                 [
