@@ -116,3 +116,26 @@ def sampled_softmax_loss(
     own_column = tf.one_hot(target_index, tf.shape(logits)[1], on_value=True, off_value=False)
     corrected = tf.where(same_id & ~own_column, MASKED_LOGIT, corrected)
     return softmax_loss(corrected, target_index)
+
+
+def history_not_to_recommend_loss(
+    group_log_mass: tf.Tensor, log_normaliser: tf.Tensor, weights: tf.Tensor | float = 1.0
+) -> tf.Tensor:
+    """History-side NTR on one (dislike, later target) pair: `-w * log(1 - p_G)`.
+
+    p_G = exp(group_log_mass - log_normaliser) is the probability of the disliked group G
+    (creator, category or the item itself) among a candidate set: the whole corpus (the
+    normaliser is the logsumexp of every logit), or only G and the position's actual next
+    positive (normaliser `logaddexp(group_log_mass, target_logit)`), which makes the loss
+    `w * softplus(group_log_mass - target_logit)`: G must rank below what the user did watch.
+
+    Args:
+      group_log_mass: [p] logsumexp of the logits of G's members.
+      log_normaliser: [p] log of the candidate set's partition function (>= group_log_mass).
+      weights: [p] or scalar (0 masks a pair).
+
+    Returns:
+      [p] losses.
+    """
+    log_p = tf.minimum(group_log_mass - log_normaliser, 0.0)
+    return -tf.cast(weights, group_log_mass.dtype) * log1mexp(log_p)

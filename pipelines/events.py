@@ -54,6 +54,8 @@ REASON_GRANULARITY = {
     "offensive": Granularity.ITEM,
     "unknown": Granularity.ITEM,
 }
+# Integer code of each granularity in tensors (the model's reason table, history-side NTR).
+GRANULARITY_CODE = {Granularity.ITEM: 0, Granularity.CREATOR: 1, Granularity.CATEGORY: 2}
 # Order fixes the reason ids; append only.
 REASONS = tuple(REASON_GRANULARITY)
 

@@ -29,7 +29,19 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "group_ntr": dict(
         negative_inputs=True, reason_inputs=True, explicit_weight=1.0, implicit_weight=0.1, group_ntr=True
     ),
+    "ntr_history": dict(
+        negative_inputs=True,
+        reason_inputs=True,
+        explicit_weight=1.0,
+        implicit_weight=0.1,
+        group_ntr=False,
+        history_weight=1.0,
+        history_implicit_weight=0.1,
+    ),
 }
+# Switches a variant does not name keep these values (so `ntr` has no history-side NTR).
+VARIANT_DEFAULTS: dict[str, Any] = dict(history_weight=0.0, history_implicit_weight=0.0)
+HISTORY_FORMS = ("target", "corpus")
 STRATEGIES = ("default", "mirrored", "one_device")
 
 
@@ -57,6 +69,15 @@ class ModelConfig:
         (full up to `full_softmax_max_items` items).
       full_softmax_max_items: the `auto` threshold.
       num_uniform_candidates: extra uniformly drawn candidates for `sampled`.
+      token_item_features: input tokens embed the item with the item tower (id + creator +
+        categories), so a disliked token carries its creator and category (False: id only).
+      history_weight: history-side NTR weight `w_h` of explicit negatives: every later positive
+        target t of the window gets `-w_h log(1 - p_G(t))` for the negative's group G (its
+        creator / category by the reason's granularity, else the item). 0 = off.
+      history_implicit_weight: the same for skips (G = the skipped item).
+      history_decay: w_h is multiplied by decay ** (events between the negative and t).
+      history_form: where p_G is computed: `target` (among G and the position's actual next
+        positive: G must rank below what the user watched) or `corpus` (the softmax's candidates).
     """
 
     variant: str = "ntr"
@@ -76,14 +97,23 @@ class ModelConfig:
     softmax: str = "auto"
     full_softmax_max_items: int = 50_000
     num_uniform_candidates: int = 512
+    token_item_features: bool = True
+    history_weight: float = 0.0
+    history_implicit_weight: float = 0.0
+    history_decay: float = 1.0
+    history_form: str = "target"
 
     def __post_init__(self):
         if self.dim % self.num_heads:
             raise ValueError(f"dim={self.dim} must be a multiple of num_heads={self.num_heads}.")
         if self.softmax not in ("full", "sampled", "auto"):
             raise ValueError(f"softmax must be full, sampled or auto, got {self.softmax!r}.")
-        if min(self.explicit_weight, self.implicit_weight) < 0:
+        if min(self.explicit_weight, self.implicit_weight, self.history_weight, self.history_implicit_weight) < 0:
             raise ValueError("NTR weights must be >= 0.")
+        if not 0.0 < self.history_decay <= 1.0:
+            raise ValueError(f"history_decay must be in (0, 1], got {self.history_decay}.")
+        if self.history_form not in HISTORY_FORMS:
+            raise ValueError(f"history_form must be one of {HISTORY_FORMS}, got {self.history_form!r}.")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError("dropout must be in [0, 1).")
 
@@ -158,7 +188,8 @@ def for_variant(name: str, base: RetrievalConfig | None = None) -> RetrievalConf
     if name not in VARIANTS:
         raise ValueError(f"unknown variant {name!r}; choose one of {sorted(VARIANTS)}.")
     base = base or RetrievalConfig()
-    return dataclasses.replace(base, model=dataclasses.replace(base.model, variant=name, **VARIANTS[name]))
+    switches = {**VARIANT_DEFAULTS, **VARIANTS[name]}
+    return dataclasses.replace(base, model=dataclasses.replace(base.model, variant=name, **switches))
 
 
 def parse_value(text: str) -> Any:

@@ -55,7 +55,8 @@ class EventFeatures(tf.keras.layers.Layer):
     """Embeds an event history into tokens.
 
     Args:
-      item_embedding: the item `Embedding` layer (shared with the item tower when tied).
+      item_embedding: the layer that embeds item tokens [...] -> [..., dim]: the item
+        `Embedding` (shared with the item tower when tied) or an `ItemTower` over it.
       num_actions: action tokens incl. reserved ids.
       num_reasons: reason tokens incl. reserved ids.
       dim: token width (= the item embedding width).

@@ -10,12 +10,10 @@ import os
 
 import numpy as np
 
-from ntr.pipelines.events import ACTIONS, REASON_GRANULARITY, Granularity
+from ntr.pipelines.events import ACTIONS, GRANULARITY_CODE, REASON_GRANULARITY, Granularity
 from ntr.retrieval.data import NUM_RESERVED, OOV_ID, PAD_ID, load_items, load_vocab
 
 MAX_CATEGORIES = 2  # categories kept per item (the world and KuaiRand have at most 2)
-# Reason granularity codes, indexed by reason id (0 = no reason, 1 = unknown token).
-GRANULARITY_CODE = {Granularity.ITEM: 0, Granularity.CREATOR: 1, Granularity.CATEGORY: 2}
 
 
 @dataclasses.dataclass(frozen=True)

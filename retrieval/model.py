@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import tensorflow_recommenders as tfrs
 
+from ntr.losses.functions import MASKED_LOGIT, history_not_to_recommend_loss
+from ntr.losses.history import history_pairs
 from ntr.losses.metrics import TopKHitRate
 from ntr.losses.tasks import NotToRecommendTask
-from ntr.pipelines.events import Granularity, Label
+from ntr.pipelines.events import GRANULARITY_CODE, Granularity, Label
 from ntr.retrieval.config import RetrievalConfig
 from ntr.retrieval.data import NUM_RESERVED
 from ntr.retrieval.features import EventFeatures, initializer
-from ntr.retrieval.items import GRANULARITY_CODE, ItemTable
+from ntr.retrieval.items import ItemTable
 from ntr.retrieval.tf_env import tf
 from ntr.retrieval.towers import CausalTransformer, ItemTower
 
@@ -45,16 +47,6 @@ class NTRModel(tfrs.Model):
         self.item_embedding = tf.keras.layers.Embedding(
             table.num_items + NUM_RESERVED, m.dim, embeddings_initializer=initializer(seed, 0)
         )
-        self.event_features = EventFeatures(
-            self.item_embedding,
-            table.num_actions,
-            table.num_reasons,
-            m.dim,
-            m.max_len,
-            m.reason_inputs,
-            m.dropout,
-            seed,
-        )
         self.transformer = CausalTransformer(m.dim, m.num_blocks, m.num_heads, m.ff_dim, m.dropout, seed)
         output_embedding = self.item_embedding
         if not m.tie_item_embeddings:
@@ -69,6 +61,32 @@ class NTRModel(tfrs.Model):
             table.num_categories,
             m.dim,
             m.item_features,
+            seed,
+        )
+        # Tokens embed the item as the item tower does (with creator and categories) when asked:
+        # then a disliked token carries the creator and category the query should move from.
+        input_items = self.item_embedding
+        if m.token_item_features and m.item_features:
+            input_items = ItemTower(
+                self.item_embedding,
+                table.item_creator,
+                table.item_categories,
+                table.num_creators,
+                table.num_categories,
+                m.dim,
+                True,
+                seed,
+                creator_embedding=self.item_tower.creator_embedding,
+                category_embedding=self.item_tower.category_embedding,
+            )
+        self.event_features = EventFeatures(
+            input_items,
+            table.num_actions,
+            table.num_reasons,
+            m.dim,
+            m.max_len,
+            m.reason_inputs,
+            m.dropout,
             seed,
         )
         self.task = NotToRecommendTask(
@@ -104,16 +122,27 @@ class NTRModel(tfrs.Model):
         query = tf.gather(states, tf.maximum(last, 0), axis=1, batch_dims=1)
         return query * tf.cast(last >= 0, query.dtype)[:, tf.newaxis]
 
-    def target_queries(self, features: dict[str, tf.Tensor], training: bool = False) -> dict[str, tf.Tensor]:
-        """Flattened targets of a batch: `query` [n, dim] and `row`, `position`, `item`,
-        `label`, `reason` [n] for every `is_target` event with a known item and some history."""
-        states, query_pos = self.states(features, training=training)
-        valid = (
+    @staticmethod
+    def target_positions(features: dict[str, tf.Tensor], query_pos: tf.Tensor) -> tf.Tensor:
+        """[batch, seq_len] bool: `is_target` events with a known item and some history."""
+        return (
             (features["is_target"] > 0)
             & features["mask"]
             & (query_pos >= 0)
             & (features["item"] >= NUM_RESERVED)
         )
+
+    def target_queries(
+        self,
+        features: dict[str, tf.Tensor],
+        training: bool = False,
+        states: tuple[tf.Tensor, tf.Tensor] | None = None,
+    ) -> dict[str, tf.Tensor]:
+        """Flattened targets of a batch: `query` [n, dim] and `row`, `position`, `item`,
+        `label`, `reason` [n] for every target position. `states`: `self.states(features)`
+        when the caller has it."""
+        states, query_pos = states or self.states(features, training=training)
+        valid = self.target_positions(features, query_pos)
         where = tf.cast(tf.where(valid), tf.int32)
         row, position = where[:, 0], where[:, 1]
         query = tf.gather_nd(states, tf.stack([row, tf.gather_nd(query_pos, where)], axis=1))
@@ -128,7 +157,11 @@ class NTRModel(tfrs.Model):
 
     def group_mask(self, target_items: tf.Tensor, reasons: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
         """[n, m] bool: candidates in the disliked group (creator or category) of each target."""
-        granularity = tf.gather(self.reason_granularity, reasons)
+        return self.granularity_mask(target_items, tf.gather(self.reason_granularity, reasons), candidates)
+
+    def granularity_mask(self, target_items: tf.Tensor, granularity: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
+        """[n, m] bool: candidates sharing the creator (granularity creator) or a category
+        (granularity category) of each target item [n]; all False for item granularity."""
         tower = self.item_tower
         t_creator = tf.gather(tower.item_creator, target_items)
         c_creator = tf.gather(tower.item_creator, candidates)
@@ -146,9 +179,85 @@ class NTRModel(tfrs.Model):
         category_rows = (granularity == GRANULARITY_CODE[Granularity.CATEGORY])[:, tf.newaxis]
         return (creator_rows & same_creator) | (category_rows & same_category)
 
+    def history_loss(
+        self,
+        features: dict[str, tf.Tensor],
+        states: tf.Tensor,
+        query_pos: tf.Tensor,
+        candidates: tf.Tensor,
+        candidate_embeddings: tf.Tensor,
+        log_q: tf.Tensor | None,
+    ) -> tf.Tensor:
+        """Summed history-side NTR of a batch (scalar; the caller divides by #positives).
+
+        Args:
+          features: the batch's [batch, seq_len] tensors.
+          states, query_pos: `self.states(features)`: [batch, seq_len, dim], [batch, seq_len].
+          candidates: [m] item tokens of the softmax; candidate_embeddings: [m, dim].
+          log_q: [m] logQ correction of sampled candidates, or None (full softmax).
+        """
+        m = self.config.model
+        item = features["item"]
+        positive_target = self.target_positions(features, query_pos) & (
+            features["label"] == int(Label.POSITIVE)
+        )
+        pairs = history_pairs(
+            features["label"],
+            tf.gather(self.reason_granularity, features["reason"]),
+            features["mask"] & (item >= NUM_RESERVED),
+            positive_target,
+            m.history_weight,
+            m.history_implicit_weight,
+            m.history_decay,
+        )
+        length = tf.shape(item)[1]
+        # Logits of each distinct target position once: [r, m].
+        keys, pair_row = tf.unique(pairs["row"] * length + pairs["target"])
+        row_b, row_t = keys // length, keys % length
+        query = tf.gather_nd(states, tf.stack([row_b, tf.gather_nd(query_pos, tf.stack([row_b, row_t], 1))], 1))
+        logits = tf.matmul(query, candidate_embeddings, transpose_b=True)
+        if log_q is not None:
+            logits -= log_q[tf.newaxis, :]
+        pair_query = tf.gather(query, pair_row)
+        target_item = tf.gather_nd(item, tf.stack([pairs["row"], pairs["target"]], 1))
+        source_item = tf.gather_nd(item, tf.stack([pairs["row"], pairs["source"]], 1))
+
+        def direct_logit(items):  # [p] logit of one item per pair, corrected like the softmax's
+            score = tf.reduce_sum(pair_query * self.item_tower(items), axis=1)
+            if log_q is not None:
+                score -= tf.gather(self.item_log_q, items - NUM_RESERVED)
+            return score
+
+        target_logit = direct_logit(target_item)
+        # Item-level pairs: G is the negative item itself (nothing when it is the target).
+        group_log_mass = direct_logit(source_item)
+        weight = pairs["weight"] * tf.cast(source_item != target_item, tf.float32)
+        # Creator / category pairs: logsumexp over the group's candidates, the target excluded.
+        is_group = pairs["granularity"] != GRANULARITY_CODE[Granularity.ITEM]
+        group_pairs = tf.cast(tf.where(is_group)[:, 0], tf.int32)
+        mask = self.granularity_mask(
+            tf.gather(source_item, group_pairs), tf.gather(pairs["granularity"], group_pairs), candidates
+        )
+        mask &= tf.gather(target_item, group_pairs)[:, tf.newaxis] != candidates[tf.newaxis, :]
+        group_logits = tf.where(mask, tf.gather(logits, tf.gather(pair_row, group_pairs)), MASKED_LOGIT)
+        group_log_mass = tf.tensor_scatter_nd_update(
+            group_log_mass, group_pairs[:, tf.newaxis], tf.reduce_logsumexp(group_logits, axis=1)
+        )
+        weight = tf.tensor_scatter_nd_update(
+            weight,
+            group_pairs[:, tf.newaxis],
+            tf.gather(pairs["weight"], group_pairs) * tf.cast(tf.reduce_any(mask, axis=1), tf.float32),
+        )
+        if m.history_form == "corpus":
+            normaliser = tf.gather(tf.reduce_logsumexp(logits, axis=1), pair_row)
+        else:
+            normaliser = tf.math.reduce_logsumexp(tf.stack([group_log_mass, target_logit], 1), axis=1)
+        return tf.reduce_sum(history_not_to_recommend_loss(group_log_mass, normaliser, weight))
+
     def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         m = self.config.model
-        targets = self.target_queries(features, training=training)
+        states = self.states(features, training=training)
+        targets = self.target_queries(features, training=training, states=states)
         if self.full_softmax:
             candidates = self.candidate_tokens
             target_index = targets["item"] - NUM_RESERVED
@@ -172,6 +281,7 @@ class NTRModel(tfrs.Model):
             candidates, index = tf.unique(tf.concat([in_batch, uniform], axis=0))
             target_index = index[: tf.shape(targets["item"])[0]]
             probability = tf.exp(tf.gather(self.item_log_q, candidates - NUM_RESERVED))
+        candidate_embeddings = self.item_tower(candidates)
         group_mask = None
         if self.config.model.group_ntr:
 
@@ -179,12 +289,18 @@ class NTRModel(tfrs.Model):
                 items, reasons = tf.gather(targets["item"], rows), tf.gather(targets["reason"], rows)
                 return self.group_mask(items, reasons, candidates)
 
-        return self.task(
+        loss = self.task(
             targets["query"],
-            self.item_tower(candidates),
+            candidate_embeddings,
             targets["label"],
             target_index=target_index,
             candidate_sampling_probability=probability,
             group_mask=group_mask,
             compute_metrics=not training,
         )
+        if m.history_weight or m.history_implicit_weight:
+            log_q = None if probability is None else tf.math.log(probability)
+            history = self.history_loss(features, *states, candidates, candidate_embeddings, log_q)
+            num_positive = tf.reduce_sum(tf.cast(targets["label"] == int(Label.POSITIVE), history.dtype))
+            loss += history / tf.maximum(num_positive, 1.0)
+        return loss

@@ -74,6 +74,8 @@ class ItemTower(tf.keras.layers.Layer):
       dim: width.
       use_features: add creator and category embeddings (False: id only).
       seed: initialisation seed.
+      creator_embedding / category_embedding: layers to share with another tower (new ones
+        when None).
 
     Call: item tokens [...] int -> [..., dim].
     """
@@ -88,6 +90,8 @@ class ItemTower(tf.keras.layers.Layer):
         dim: int,
         use_features: bool = True,
         seed: int = 0,
+        creator_embedding: tf.keras.layers.Embedding | None = None,
+        category_embedding: tf.keras.layers.Embedding | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -95,10 +99,10 @@ class ItemTower(tf.keras.layers.Layer):
         self.use_features = use_features
         self.item_creator = tf.constant(item_creator, tf.int32)
         self.item_categories = tf.constant(item_categories, tf.int32)
-        self.creator_embedding = tf.keras.layers.Embedding(
+        self.creator_embedding = creator_embedding or tf.keras.layers.Embedding(
             num_creators, dim, embeddings_initializer=initializer(seed, 11)
         )
-        self.category_embedding = tf.keras.layers.Embedding(
+        self.category_embedding = category_embedding or tf.keras.layers.Embedding(
             num_categories, dim, embeddings_initializer=initializer(seed, 12)
         )
 

@@ -104,6 +104,12 @@ def respond(
     fav = (users.fav_creators[active] == creator[:, None]).any(1)
     hated_creator = (users.hated_creators[active] == creator[:, None]).any(1)
     hated_topic = np.take_along_axis(users.hated_cat[active], cats[:, :1], 1)[:, 0]
+    if config.aversion_persistence < 1.0:
+        # The aversion is felt on only part of the exposures; an unfelt hated topic is neutral.
+        unfelt = rng.random(m) >= config.aversion_persistence
+        cat_term = np.where(hated_topic & unfelt, 0.0, cat_term)
+        hated_creator &= ~unfelt
+        hated_topic &= ~unfelt
     repeats = (recent_cats == cats[:, :1]).sum(1)
     excess = np.maximum(0, repeats - users.repetition_tolerance[active])
     already = (seen == items[:, None]).any(1)

@@ -39,7 +39,13 @@ class WorldConfig:
       session_events: mean exposures per session (sessions are separated by hours).
       start_ts: unix seconds of the first possible event.
       days: length of the period users start in.
-      policy: logging policy name (`mix`, `popularity`, `random`).
+      policy: logging policy name (`feed`, `mix`, `popularity`, `random`).
+      feed_creator_share: for the `feed` policy, the share of slots that continue from the
+        creator of a recently engaged item (the re-exposure rate of a disliked creator).
+      aversion_persistence: probability that a hated creator or topic is felt as such on a
+        given exposure (1: every later exposure meets the aversion that caused the dislike).
+      hated_in_liked_share: share of hated creators drawn from the user's liked categories
+        (dislikes inside topics the user watches: the confounder of a plain dislike feature).
       trigger_rate: scales every explicit-feedback probability (1.0 gives ~1.5% explicit).
       clickbait_share: share of items with hidden low quality.
       offensive_share: share of offensive items.
@@ -60,7 +66,10 @@ class WorldConfig:
     session_events: float = 12.0
     start_ts: int = 1_700_000_000
     days: int = 30
-    policy: str = "mix"
+    policy: str = "feed"
+    feed_creator_share: float = 0.4
+    aversion_persistence: float = 1.0
+    hated_in_liked_share: float = 0.5
     trigger_rate: float = 1.0
     clickbait_share: float = 0.08
     offensive_share: float = 0.02
@@ -73,8 +82,9 @@ class WorldConfig:
             raise ValueError("n_users, n_items, n_creators and n_categories must be >= 1.")
         if self.events_per_user < 1 or self.min_events_per_user < 1:
             raise ValueError("events_per_user and min_events_per_user must be >= 1.")
-        if not 0.0 <= self.reason_given_share <= 1.0:
-            raise ValueError("reason_given_share must be in [0, 1].")
+        for name in ("reason_given_share", "aversion_persistence", "hated_in_liked_share", "feed_creator_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}.")
 
 
 # Named sizes for `ntr generate --scale`; explicit flags override them.
@@ -101,9 +111,11 @@ def make_users(rng: np.random.Generator, config: WorldConfig, cat: Catalogue) ->
     cat_pop = np.bincount(cat.categories[:, 0], weights=cat.popularity, minlength=c) + 1e-9
     affinity = rng.normal(-0.6, 0.4, (n, c))
     hated = np.zeros((n, c), dtype=bool)
+    liked_mask = np.zeros((n, c), dtype=bool)
     for u in range(n):  # a few draws per user; cheap even at 10^5 users
         liked = rng.choice(c, size=min(c, rng.integers(2, 5)), replace=False, p=cat_pop / cat_pop.sum())
         affinity[u, liked] = rng.uniform(0.8, 1.8, len(liked))
+        liked_mask[u, liked] = True
         others = np.setdiff1d(np.arange(c), liked)
         if len(others):
             h = rng.choice(others, size=min(len(others), rng.integers(1, 3)), replace=False)
@@ -115,6 +127,23 @@ def make_users(rng: np.random.Generator, config: WorldConfig, cat: Catalogue) ->
         items = np.minimum(np.searchsorted(pop_cdf, rng.random((n, k))), cat.n_items - 1)
         return cat.creator[items]
 
+    def hated_creators(k):
+        """Popular creators; a share of them drawn from the user's liked categories instead."""
+        creators = popular_creators(k)
+        if config.hated_in_liked_share == 0:  # no more draws: the worlds of earlier ntr versions
+            return creators
+        primary = cat.categories[:, 0]
+        order = np.argsort(primary, kind="stable")
+        bounds = np.searchsorted(primary[order], np.arange(c + 1))
+        cdfs = [np.cumsum(cat.popularity[order[bounds[j] : bounds[j + 1]]]) for j in range(c)]
+        inside = rng.random((n, k)) < config.hated_in_liked_share
+        for u, slot in zip(*np.nonzero(inside), strict=True):
+            liked = np.flatnonzero(liked_mask[u] & (cat_pop > 1e-6))
+            j = liked[np.searchsorted(np.cumsum(cat_pop[liked]), rng.random() * cat_pop[liked].sum())]
+            within = min(int(np.searchsorted(cdfs[j], rng.random() * cdfs[j][-1])), len(cdfs[j]) - 1)
+            creators[u, slot] = cat.creator[order[bounds[j] + within]]
+        return creators
+
     n_events = np.maximum(
         config.min_events_per_user,
         rng.lognormal(np.log(config.events_per_user) - 0.125, 0.5, n).astype(np.int64),
@@ -123,7 +152,7 @@ def make_users(rng: np.random.Generator, config: WorldConfig, cat: Catalogue) ->
         cat_affinity=affinity,
         hated_cat=hated,
         fav_creators=popular_creators(4),
-        hated_creators=popular_creators(3),
+        hated_creators=hated_creators(3),
         quality_sens=rng.beta(2.0, 2.0, n),
         offensive_sens=rng.beta(2.0, 3.0, n),
         repetition_tolerance=rng.integers(4, 8, n),
@@ -238,7 +267,8 @@ def simulate(config: WorldConfig, progress: Callable[[int, int], None] | None = 
       The generated log.
     """
     rng, cat, users = build_world(config)
-    policy = make_policy(config.policy, cat, config.n_users)
+    options = {"creator_share": config.feed_creator_share} if config.policy == "feed" else {}
+    policy = make_policy(config.policy, cat, config.n_users, **options)
     n = config.n_users
     total = int(users.n_events.sum())
     out = {
@@ -271,7 +301,7 @@ def simulate(config: WorldConfig, progress: Callable[[int, int], None] | None = 
         out["true_reason"][sl] = reason_names[r.true_reason]
         cursor += m
 
-        policy.observe(active, items, label)
+        policy.observe(active, items, label, action)
         seen[active, step % seen.shape[1]] = items
         recent_cats[active, step % recent_cats.shape[1]] = cats[:, 0]
         # Next exposure: after this watch and a short gap, or after a session break of hours.

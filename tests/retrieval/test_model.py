@@ -124,3 +124,63 @@ def test_loss_is_finite_for_every_variant(tiny_data):
         tiny_config("ntr", ('model.softmax="sampled"', "model.num_uniform_candidates=20")), table
     )
     assert np.isfinite(float(sampled.compute_loss(batch)))
+
+
+@pytest.mark.parametrize("form", ["target", "corpus"])
+def test_history_loss_matches_a_numpy_oracle(tiny_data, form):
+    """History-side NTR of a real batch, recomputed pair by pair in NumPy from the model's own
+    states and item embeddings (groups from the item table, the target left out of its group)."""
+    table = load_item_table(tiny_data)
+    config = tiny_config(
+        "ntr_history", (f'model.history_form="{form}"', "model.history_decay=0.7", "model.history_weight=2.0")
+    )
+    model = NTRModel(config, table)
+    batch = _first_batch(tiny_data)
+    states, query_pos = model.states(batch)
+    candidates = model.candidate_tokens
+    got = float(model.history_loss(batch, states, query_pos, candidates, model.item_tower(candidates), None))
+
+    f = {k: v.numpy() for k, v in batch.items()}
+    states, query_pos = states.numpy(), query_pos.numpy()
+    emb = model.item_tower(candidates).numpy()
+    creator, cats = table.item_creator, table.item_categories
+    m = config.model
+    expected, pairs = 0.0, {"item": 0, "group": 0}
+    for b in range(f["item"].shape[0]):
+        for t in range(f["item"].shape[1]):
+            target = f["item"][b, t]
+            if not (
+                f["is_target"][b, t] and f["mask"][b, t] and query_pos[b, t] >= 0 and target >= NUM_RESERVED
+            ) or f["label"][b, t] != int(Label.POSITIVE):
+                continue
+            logits = states[b, query_pos[b, t]] @ emb.T
+            for s in range(t):
+                source, label = f["item"][b, s], f["label"][b, s]
+                if not f["mask"][b, s] or source < NUM_RESERVED:
+                    continue
+                if label == int(Label.EXPLICIT_NEGATIVE):
+                    w, gran = m.history_weight, table.reason_granularity[f["reason"][b, s]]
+                elif label == int(Label.IMPLICIT_NEGATIVE):
+                    w, gran = m.history_implicit_weight, 0
+                else:
+                    continue
+                tokens = np.arange(NUM_RESERVED, NUM_RESERVED + table.num_items)
+                if gran == 1:
+                    group = (creator[tokens] == creator[source]) & (creator[source] > 0)
+                elif gran == 2:
+                    mine = {c for c in cats[source] if c > 0}
+                    group = np.array([bool(mine & set(cats[tok])) for tok in tokens])
+                else:
+                    group = tokens == source
+                group &= tokens != target
+                if not group.any():
+                    continue
+                pairs["group" if gran else "item"] += 1
+                mass = np.logaddexp.reduce(logits[group])
+                if form == "corpus":
+                    normaliser = np.logaddexp.reduce(logits)
+                else:
+                    normaliser = np.logaddexp(mass, logits[target - NUM_RESERVED])
+                expected += -w * m.history_decay ** (t - s - 1) * np.log1p(-np.exp(mass - normaliser))
+    assert pairs["item"] > 0 and pairs["group"] > 0, pairs  # the batch exercises both paths
+    assert got == pytest.approx(expected, rel=1e-4)
