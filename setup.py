@@ -2,7 +2,7 @@
 
 from setuptools import setup
 
-PARTS = ["retrieval", "losses", "pipelines", "reasons", "simulation", "serving", "cli"]
+PARTS = ["tfenv", "retrieval", "losses", "pipelines", "reasons", "simulation", "serving", "cli"]
 
 # The set from DESIGN.md, pinned to versions seen installing and importing together on
 # Python 3.11 / x86_64 / CPU. scann's TF ops are built against TF 2.20 exactly.

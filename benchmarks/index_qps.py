@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from benchmarks.report import write_section
+from benchmarks.common import write_section
 from ntr.serving.index import build_index, recall_at_k
 from ntr.serving.topk import BruteForce
 

@@ -21,7 +21,7 @@ import os
 import tempfile
 import time
 
-from benchmarks.report import write_section
+from benchmarks.common import write_section
 from ntr.pipelines.config import PreprocessConfig
 from ntr.pipelines.encode import encode_window
 from ntr.pipelines.io import write_jsonl
@@ -30,8 +30,8 @@ from ntr.pipelines.pipeline import run_preprocess
 from ntr.pipelines.readers import read_dataset
 from ntr.pipelines.sequences import SPLITS, build_user_sequences
 from ntr.pipelines.validate import InvalidRow, parse_event, parse_json_line
-from ntr.retrieval.tf_env import tf
 from ntr.simulation.world import scaled_config, simulate, write_world
+from ntr.tfenv import tf
 
 RUNNERS = {
     "beam_direct": [],

@@ -28,9 +28,18 @@ import shutil
 
 import numpy as np
 
-from benchmarks.report import write_section
-from benchmarks.responsiveness import MEASURES, cached_counterfactual, model_ranker
-from benchmarks.retrieval_quality import NTR, mean_se, model_tag, prepare, run, train_and_evaluate
+from benchmarks.common import (
+    MEASURES,
+    NTR,
+    cached_counterfactual,
+    mean_se,
+    model_ranker,
+    model_tag,
+    prepare,
+    run,
+    train_and_evaluate,
+    write_section,
+)
 
 VERSIONS = ("none", "logged", "predicted", "true")
 VARIANTS = ("ntr_reasons", "group_ntr")

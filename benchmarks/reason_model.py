@@ -17,8 +17,7 @@ import time
 
 import numpy as np
 
-from benchmarks.report import write_section
-from benchmarks.retrieval_quality import mean_se, prepare
+from benchmarks.common import mean_se, prepare, write_section
 
 
 def cell(values: list[float]) -> str:

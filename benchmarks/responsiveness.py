@@ -14,48 +14,26 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
-import time
 
-from benchmarks.report import write_section
-from benchmarks.retrieval_quality import ALL_VARIANTS, mean_se, model_tag, prepare, train_and_evaluate
+from benchmarks.common import (
+    ALL_VARIANTS,
+    MEASURES,
+    cached_counterfactual,
+    mean_se,
+    model_ranker,
+    model_tag,
+    prepare,
+    train_and_evaluate,
+    write_section,
+)
 
-# (dislike reason, share it should suppress) reported per variant.
-MEASURES = (("creator", "creator"), ("topic", "category"), ("quality", "item"), ("skip", "item"))
 PAPER = {"neg_features_only": "-22.8% / -22.7%", "ntr": "-64.1% / -60.8%", "positives_only": "~0 / ~0"}
 
 
 def fmt(values: list[float]) -> str:
     mean, se = mean_se(values)
     return f"{100 * mean:+.1f}% ± {100 * se:.1f}"
-
-
-def model_ranker(workdir: str, tag: str, filters: bool = False):
-    """The model at WORKDIR/models/<tag> alone, or behind the serving Recommender's filters."""
-    from ntr.retrieval.exported import ExportedModel  # noqa: PLC0415
-    from ntr.simulation.rankers import ModelRanker, RecommenderRanker  # noqa: PLC0415
-
-    model = ExportedModel(os.path.join(workdir, "models", tag))
-    return RecommenderRanker.with_filters(model) if filters else ModelRanker(model)
-
-
-def cached_counterfactual(workdir: str, name: str, histories: list, pairs: int, make_ranker) -> dict:
-    """`run_counterfactual` (top 20) of `make_ranker()`, cached as reports/responsiveness-<name>.json.
-
-    The ranker is built only when the cache is missing (it loads the model).
-    """
-    from ntr.simulation.counterfactual import CounterfactualConfig, run_counterfactual  # noqa: PLC0415
-
-    cache = os.path.join(workdir, "reports", f"responsiveness-{name}.json")
-    if not os.path.exists(cache):
-        started = time.perf_counter()
-        result = run_counterfactual(make_ranker(), histories, CounterfactualConfig(num_pairs=pairs, k=20))
-        result["seconds"] = time.perf_counter() - started
-        with open(cache, "w", encoding="utf-8") as handle:
-            json.dump(result, handle)
-    with open(cache, encoding="utf-8") as handle:
-        return json.load(handle)
 
 
 def main() -> None:

@@ -12,95 +12,20 @@ already evaluated in the work directory are reused, so an interrupted benchmark 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
-import time
 
 import numpy as np
 
-from benchmarks.report import write_section
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NTR = os.path.join(os.path.dirname(sys.executable), "ntr")
-ALL_VARIANTS = ("positives_only", "neg_features_only", "ntr", "ntr_reasons", "group_ntr")
-# Reasons (and so ntr_reasons / group_ntr) exist only in the synthetic world.
-DATASETS = {
-    "world": {"variants": ALL_VARIANTS, "preprocess": []},
-    "ml100k": {
-        "variants": ALL_VARIANTS[:3],
-        "preprocess": ["--source", "ml100k", "--data", "{datasets}/ml-100k"],
-    },
-    "kuairand": {
-        "variants": ALL_VARIANTS[:3],
-        "preprocess": ["--source", "kuairand", "--data", "{datasets}/kuairand27k_like_hate"],
-    },
-}
-METRICS = ("ndcg@10", "recall@10", "neghit@10", "delta_hr@10", "auc")
-
-
-def run(cmd: list[str]) -> None:
-    print("+", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-
-
-def prepare(name: str, workdir: str, datasets_dir: str) -> None:
-    if os.path.exists(os.path.join(workdir, "data", "stats.json")):
-        return
-    if name == "world":
-        run([NTR, "generate", "--workdir", workdir])
-    args = [a.format(datasets=datasets_dir) for a in DATASETS[name]["preprocess"]]
-    run([NTR, "preprocess", "--workdir", workdir, *args])
-
-
-def model_tag(variant: str, seed: int, suffix: str = "") -> str:
-    """models/<tag>: one folder per variant, seed and (for side runs with overrides) suffix."""
-    return f"{variant}-s{seed}" + (f"-{suffix}" if suffix else "")
-
-
-def train_and_evaluate(workdir: str, variant: str, seed: int, overrides: list[str], suffix: str = "") -> dict:
-    tag = model_tag(variant, seed, suffix)
-    report = os.path.join(workdir, "reports", f"bench-{tag}.json")
-    if not os.path.exists(report):
-        model_dir = os.path.join(workdir, "models", tag)
-        sets = [x for item in overrides for x in ("--set", item)]
-        started = time.perf_counter()
-        # A finished export is reused (benchmarks resume); delete the folder to retrain.
-        if not os.path.exists(os.path.join(model_dir, "saved_model")):
-            run([NTR, "train", "--workdir", workdir, "--variant", variant, "--seed", str(seed), "--model-dir",
-                 model_dir, "--fresh", "--no-progress", *sets])  # fmt: skip
-        run(
-            [
-                NTR,
-                "evaluate",
-                "--workdir",
-                workdir,
-                "--variant",
-                variant,
-                "--model-dir",
-                model_dir,
-                "--output",
-                report,
-            ]
-        )
-        with open(report, encoding="utf-8") as handle:
-            data = json.load(handle)
-        data["seconds"] = round(time.perf_counter() - started, 1)
-        with open(report, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-    with open(report, encoding="utf-8") as handle:
-        return json.load(handle)
-
-
-def mean_se(values: list[float]) -> tuple[float, float]:
-    a = np.asarray(values, np.float64)
-    return float(a.mean()), float(a.std(ddof=1) / np.sqrt(a.size)) if a.size > 1 else 0.0
-
-
-def relative(value: float, base: float) -> str:
-    """`+x.x%` change against `base`, or n/a when the base is 0 (e.g. no negative in any top 10)."""
-    return f"{100 * (value / base - 1):+.1f}%" if base else "n/a (base 0)"
+from benchmarks.common import (
+    DATASETS,
+    METRICS,
+    ROOT,
+    mean_se,
+    prepare,
+    relative,
+    train_and_evaluate,
+    write_section,
+)
 
 
 def table(name: str, results: dict[str, list[dict]]) -> str:

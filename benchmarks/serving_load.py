@@ -32,7 +32,7 @@ import time
 import httpx
 import numpy as np
 
-from benchmarks.report import write_section
+from benchmarks.common import write_section
 
 RECOMMEND_SHARE = 0.8
 

@@ -17,15 +17,15 @@ import time
 
 import numpy as np
 
-from benchmarks.report import write_section
+from benchmarks.common import write_section
 from ntr.pipelines.events import Label
 from ntr.retrieval.config import for_variant
 from ntr.retrieval.data import NUM_RESERVED, sequence_dataset
 from ntr.retrieval.features import NUM_DWELL_BUCKETS, NUM_GAP_BUCKETS, dwell_bucket, gap_bucket
 from ntr.retrieval.items import load_item_table
 from ntr.retrieval.model import NTRModel, previous_position
-from ntr.retrieval.tf_env import tf
 from ntr.retrieval.train import make_train_step
+from ntr.tfenv import tf
 
 
 def ensure_world(workdir: str) -> str:

@@ -11,8 +11,8 @@ from ntr.cli import generate, preprocess
 from ntr.retrieval.config import VARIANTS
 
 HELP = (
-    "Generate the default synthetic world, preprocess it, train and evaluate the positives_only "
-    "and ntr variants, print their metrics side by side, then simulate dislikes (counterfactual "
+    "Generate the default synthetic world, preprocess it, train and evaluate the positives_only, "
+    "ntr and ntr_history variants, print their metrics side by side, then simulate dislikes (counterfactual "
     "and closed loop) and write the HTML report."
 )
 ACCEPTS_BEAM_ARGS = True
@@ -23,7 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     generate.add_arguments(parser)
     parser.add_argument("--max-len", type=int, default=50, help="events per sequence window")
     parser.add_argument(
-        "--variants", default="positives_only,ntr", help="comma-separated variants to train and compare"
+        "--variants",
+        default="positives_only,ntr,ntr_history",
+        help="comma-separated variants to train and compare",
     )
     parser.add_argument("--epochs", type=int, help="cap training epochs (default: the config's)")
     parser.add_argument("--pairs", type=int, default=2000, help="counterfactual pairs per variant")

@@ -22,6 +22,9 @@ _OVERRIDES = {
     "policy": "policy",
     "trigger_rate": "trigger_rate",
     "reason_given_share": "reason_given_share",
+    "feed_creator_share": "feed_creator_share",
+    "aversion_persistence": "aversion_persistence",
+    "hated_in_liked_share": "hated_in_liked_share",
     "catalogue": "catalogue_path",
 }
 
@@ -34,7 +37,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--creators", type=int, help="number of creators (overrides --scale)")
     parser.add_argument("--categories", type=int, help="number of categories (overrides --scale)")
     parser.add_argument("--events-per-user", type=float, help="mean exposures per user")
-    parser.add_argument("--policy", choices=sorted(POLICIES), help="logging policy (default mix)")
+    parser.add_argument("--policy", choices=sorted(POLICIES), help="logging policy (default feed)")
+    parser.add_argument(
+        "--feed-creator-share",
+        type=float,
+        help="feed policy: share of slots continuing from a recently engaged creator (default 0.4)",
+    )
+    parser.add_argument(
+        "--aversion-persistence",
+        type=float,
+        help="chance a hated creator/topic is felt as such on each exposure (default 1.0)",
+    )
+    parser.add_argument(
+        "--hated-in-liked-share",
+        type=float,
+        help="share of hated creators drawn from the user's liked categories (default 0.5)",
+    )
     parser.add_argument("--trigger-rate", type=float, help="scales explicit-feedback probabilities")
     parser.add_argument(
         "--reason-given-share", type=float, help="share of explicit negatives that state their reason"

@@ -29,7 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="raw: canonical files in WORKDIR/raw (or --events/--items); ml100k / kuairand: "
         "convert the dataset at --data into WORKDIR/raw first",
     )
-    parser.add_argument("--data", help="dataset folder or file for --source ml100k / kuairand")
+    parser.add_argument(
+        "--data", help="dataset folder or file for --source ml100k / kuairand / kuairand_pure"
+    )
+    parser.add_argument(
+        "--creators",
+        help="ml100k only: ../shared/datasets/ml-100k-directors (first verified director = creator)",
+    )
     parser.add_argument("--events", help="events file/glob (default WORKDIR/raw/events.jsonl)")
     parser.add_argument("--items", help="item catalogue (default WORKDIR/raw/items.jsonl if present)")
     parser.add_argument("--split-mode", default=_SPLIT.mode, choices=SPLIT_MODES, help="how to split")
@@ -125,14 +131,16 @@ def convert_dataset(args: argparse.Namespace, label: LabelConfig) -> None:
     """Writes a public dataset as canonical WORKDIR/raw/events.jsonl + items.jsonl."""
     if not args.data:
         raise ValueError(f"--source {args.source} needs --data PATH (e.g. ../shared/datasets/...).")
-    events, items = read_dataset(args.source, args.data, label)
+    events, items = read_dataset(args.source, args.data, label, args.creators)
     raw = os.path.join(args.workdir, "raw")
     os.makedirs(raw, exist_ok=True)
     write_jsonl(os.path.join(raw, "events.jsonl"), events)
     write_jsonl(os.path.join(raw, "items.jsonl"), items)
     with open(os.path.join(raw, "source.json"), "w", encoding="utf-8") as handle:
-        json.dump({"source": args.source, "data": os.path.abspath(args.data), "events": len(events),
-                   "items": len(items), "label": dataclasses.asdict(label)}, handle, indent=2)  # fmt: skip
+        creators = os.path.abspath(args.creators) if args.creators else None
+        json.dump({"source": args.source, "data": os.path.abspath(args.data), "creators": creators,
+                   "events": len(events), "items": len(items), "label": dataclasses.asdict(label)},
+                  handle, indent=2)  # fmt: skip
     print(f"converted {args.source}: {len(events)} events, {len(items)} items -> {raw}/")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from ntr.retrieval.tf_env import tf
+from ntr.tfenv import tf
 
 # 1 - p is floored at this value, so -log(1 - p) <= ~13.8 and its gradient stays finite as p -> 1.
 MIN_ONE_MINUS_P = 1e-6
@@ -127,7 +127,8 @@ def history_not_to_recommend_loss(
     (creator, category or the item itself) among a candidate set: the whole corpus (the
     normaliser is the logsumexp of every logit), or only G and the position's actual next
     positive (normaliser `logaddexp(group_log_mass, target_logit)`), which makes the loss
-    `w * softplus(group_log_mass - target_logit)`: G must rank below what the user did watch.
+    `w * softplus(group_log_mass - target_logit)`: G must rank below what the user did watch;
+    or among G and a fixed bar (the K-th best logit, no gradient): G must leave the top K.
 
     Args:
       group_log_mass: [p] logsumexp of the logits of G's members.

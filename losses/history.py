@@ -10,7 +10,7 @@ item-level reasons: the item itself).
 from __future__ import annotations
 
 from ntr.pipelines.events import GRANULARITY_CODE, Granularity, Label
-from ntr.retrieval.tf_env import tf
+from ntr.tfenv import tf
 
 
 def history_pairs(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ntr.retrieval.tf_env import tf
+from ntr.tfenv import tf
 
 
 def target_rank(logits: tf.Tensor, target_index: tf.Tensor) -> tf.Tensor:

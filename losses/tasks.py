@@ -17,7 +17,7 @@ from ntr.losses.functions import (
     softmax_loss,
 )
 from ntr.pipelines.events import Label
-from ntr.retrieval.tf_env import tf
+from ntr.tfenv import tf
 
 
 class NotToRecommendTask(tf.keras.layers.Layer, tfrs.tasks.Task):

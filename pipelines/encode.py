@@ -14,7 +14,7 @@ Item Example: `item_id`, `creator_id` (bytes), `categories` (bytes list), `durat
 from __future__ import annotations
 
 from ntr.pipelines.events import Label
-from ntr.retrieval.tf_env import tf
+from ntr.tfenv import tf
 
 MISSING_INT = -1
 BYTES_FEATURES = ("item_id", "action", "reason")

@@ -41,7 +41,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 # Switches a variant does not name keep these values (so `ntr` has no history-side NTR).
 VARIANT_DEFAULTS: dict[str, Any] = dict(history_weight=0.0, history_implicit_weight=0.0)
-HISTORY_FORMS = ("target", "corpus")
+HISTORY_FORMS = ("target", "corpus", "topk")
 STRATEGIES = ("default", "mirrored", "one_device")
 
 
@@ -77,7 +77,10 @@ class ModelConfig:
       history_implicit_weight: the same for skips (G = the skipped item).
       history_decay: w_h is multiplied by decay ** (events between the negative and t).
       history_form: where p_G is computed: `target` (among G and the position's actual next
-        positive: G must rank below what the user watched) or `corpus` (the softmax's candidates).
+        positive: G must rank below what the user watched), `corpus` (the softmax's candidates),
+        or `topk` (among G and a fixed bar at the position's `history_topk`-th best logit: G
+        must leave the top K, and nothing else is pushed).
+      history_topk: the K of `topk`.
     """
 
     variant: str = "ntr"
@@ -102,16 +105,25 @@ class ModelConfig:
     history_implicit_weight: float = 0.0
     history_decay: float = 1.0
     history_form: str = "target"
+    history_topk: int = 20
 
     def __post_init__(self):
         if self.dim % self.num_heads:
             raise ValueError(f"dim={self.dim} must be a multiple of num_heads={self.num_heads}.")
         if self.softmax not in ("full", "sampled", "auto"):
             raise ValueError(f"softmax must be full, sampled or auto, got {self.softmax!r}.")
-        if min(self.explicit_weight, self.implicit_weight, self.history_weight, self.history_implicit_weight) < 0:
+        weights = (
+            self.explicit_weight,
+            self.implicit_weight,
+            self.history_weight,
+            self.history_implicit_weight,
+        )
+        if min(weights) < 0:
             raise ValueError("NTR weights must be >= 0.")
         if not 0.0 < self.history_decay <= 1.0:
             raise ValueError(f"history_decay must be in (0, 1], got {self.history_decay}.")
+        if self.history_topk < 1:
+            raise ValueError(f"history_topk must be >= 1, got {self.history_topk}.")
         if self.history_form not in HISTORY_FORMS:
             raise ValueError(f"history_form must be one of {HISTORY_FORMS}, got {self.history_form!r}.")
         if not 0.0 <= self.dropout < 1.0:

@@ -10,7 +10,7 @@ import glob
 import os
 
 from ntr.pipelines.encode import BYTES_FEATURES, INT_FEATURES, MISSING_INT
-from ntr.retrieval.tf_env import tf
+from ntr.tfenv import tf
 
 PAD_ID = 0
 OOV_ID = 1

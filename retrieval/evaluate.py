@@ -15,7 +15,7 @@ from ntr.pipelines.events import Label
 from ntr.retrieval import metrics
 from ntr.retrieval.data import NUM_RESERVED, sequence_dataset
 from ntr.retrieval.model import NTRModel
-from ntr.retrieval.tf_env import tf
+from ntr.tfenv import tf
 
 DAY_S = 86400
 

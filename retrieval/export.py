@@ -25,7 +25,7 @@ from ntr.pipelines.events import (
 from ntr.retrieval.data import NUM_RESERVED, load_items, load_vocab, lookup_table
 from ntr.retrieval.items import positive_counts
 from ntr.retrieval.model import NTRModel
-from ntr.retrieval.tf_env import tf
+from ntr.tfenv import tf
 
 SIGNATURE = "serving_default"
 ITEMS_FILE = "items.jsonl"

@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from ntr.retrieval.export import ITEMS_FILE, SIGNATURE, histories_to_inputs
-from ntr.retrieval.tf_env import tf
+from ntr.tfenv import tf
 
 
 class ExportedModel:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ntr.retrieval.tf_env import tf
+from ntr.tfenv import tf
 
 # Watch share buckets (watch_ms / duration_ms) when the duration is known ...
 DWELL_RATIO_BOUNDARIES = (0.1, 0.25, 0.5, 0.75, 1.0)

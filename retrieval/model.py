@@ -13,8 +13,8 @@ from ntr.retrieval.config import RetrievalConfig
 from ntr.retrieval.data import NUM_RESERVED
 from ntr.retrieval.features import EventFeatures, initializer
 from ntr.retrieval.items import ItemTable
-from ntr.retrieval.tf_env import tf
 from ntr.retrieval.towers import CausalTransformer, ItemTower
+from ntr.tfenv import tf
 
 
 def previous_position(attend: tf.Tensor) -> tf.Tensor:
@@ -159,7 +159,9 @@ class NTRModel(tfrs.Model):
         """[n, m] bool: candidates in the disliked group (creator or category) of each target."""
         return self.granularity_mask(target_items, tf.gather(self.reason_granularity, reasons), candidates)
 
-    def granularity_mask(self, target_items: tf.Tensor, granularity: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
+    def granularity_mask(
+        self, target_items: tf.Tensor, granularity: tf.Tensor, candidates: tf.Tensor
+    ) -> tf.Tensor:
         """[n, m] bool: candidates sharing the creator (granularity creator) or a category
         (granularity category) of each target item [n]; all False for item granularity."""
         tower = self.item_tower
@@ -210,17 +212,14 @@ class NTRModel(tfrs.Model):
             m.history_implicit_weight,
             m.history_decay,
         )
-        length = tf.shape(item)[1]
-        # Logits of each distinct target position once: [r, m].
-        keys, pair_row = tf.unique(pairs["row"] * length + pairs["target"])
-        row_b, row_t = keys // length, keys % length
-        query = tf.gather_nd(states, tf.stack([row_b, tf.gather_nd(query_pos, tf.stack([row_b, row_t], 1))], 1))
-        logits = tf.matmul(query, candidate_embeddings, transpose_b=True)
-        if log_q is not None:
-            logits -= log_q[tf.newaxis, :]
-        pair_query = tf.gather(query, pair_row)
-        target_item = tf.gather_nd(item, tf.stack([pairs["row"], pairs["target"]], 1))
+        at_target = tf.stack([pairs["row"], pairs["target"]], 1)
+        pair_query = tf.gather_nd(states, tf.stack([pairs["row"], tf.gather_nd(query_pos, at_target)], 1))
+        target_item = tf.gather_nd(item, at_target)
         source_item = tf.gather_nd(item, tf.stack([pairs["row"], pairs["source"]], 1))
+
+        def logits_of(queries):  # [r, m] logits over the softmax's candidates, corrected like it
+            logits = tf.matmul(queries, candidate_embeddings, transpose_b=True)
+            return logits if log_q is None else logits - log_q[tf.newaxis, :]
 
         def direct_logit(items):  # [p] logit of one item per pair, corrected like the softmax's
             score = tf.reduce_sum(pair_query * self.item_tower(items), axis=1)
@@ -232,14 +231,15 @@ class NTRModel(tfrs.Model):
         # Item-level pairs: G is the negative item itself (nothing when it is the target).
         group_log_mass = direct_logit(source_item)
         weight = pairs["weight"] * tf.cast(source_item != target_item, tf.float32)
-        # Creator / category pairs: logsumexp over the group's candidates, the target excluded.
+        # Creator / category pairs (few: explicit negatives only): logsumexp over the group's
+        # candidates, the target left out.
         is_group = pairs["granularity"] != GRANULARITY_CODE[Granularity.ITEM]
         group_pairs = tf.cast(tf.where(is_group)[:, 0], tf.int32)
         mask = self.granularity_mask(
             tf.gather(source_item, group_pairs), tf.gather(pairs["granularity"], group_pairs), candidates
         )
         mask &= tf.gather(target_item, group_pairs)[:, tf.newaxis] != candidates[tf.newaxis, :]
-        group_logits = tf.where(mask, tf.gather(logits, tf.gather(pair_row, group_pairs)), MASKED_LOGIT)
+        group_logits = tf.where(mask, logits_of(tf.gather(pair_query, group_pairs)), MASKED_LOGIT)
         group_log_mass = tf.tensor_scatter_nd_update(
             group_log_mass, group_pairs[:, tf.newaxis], tf.reduce_logsumexp(group_logits, axis=1)
         )
@@ -248,10 +248,22 @@ class NTRModel(tfrs.Model):
             group_pairs[:, tf.newaxis],
             tf.gather(pairs["weight"], group_pairs) * tf.cast(tf.reduce_any(mask, axis=1), tf.float32),
         )
-        if m.history_form == "corpus":
-            normaliser = tf.gather(tf.reduce_logsumexp(logits, axis=1), pair_row)
+        if m.history_form == "target":
+            reference = target_logit
         else:
-            normaliser = tf.math.reduce_logsumexp(tf.stack([group_log_mass, target_logit], 1), axis=1)
+            # Per distinct target position, computed once over its row of logits [r, m]: the
+            # corpus normaliser, or the K-th best logit (a fixed bar G must fall under).
+            length = tf.shape(item)[1]
+            keys, pair_row = tf.unique(pairs["row"] * length + pairs["target"])
+            first = tf.math.unsorted_segment_min(tf.range(tf.size(pair_row)), pair_row, tf.size(keys))
+            row_logits = logits_of(tf.gather(pair_query, first))
+            if m.history_form == "corpus":
+                normaliser = tf.gather(tf.reduce_logsumexp(row_logits, axis=1), pair_row)
+                return tf.reduce_sum(history_not_to_recommend_loss(group_log_mass, normaliser, weight))
+            k = tf.minimum(m.history_topk, tf.shape(row_logits)[1])
+            kth = tf.stop_gradient(tf.math.top_k(row_logits, k).values[:, -1])
+            reference = tf.gather(kth, pair_row)
+        normaliser = tf.math.reduce_logsumexp(tf.stack([group_log_mass, reference], 1), axis=1)
         return tf.reduce_sum(history_not_to_recommend_loss(group_log_mass, normaliser, weight))
 
     def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:

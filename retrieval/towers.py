@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ntr.retrieval.features import initializer
-from ntr.retrieval.tf_env import tf
+from ntr.tfenv import tf
 
 
 class TransformerBlock(tf.keras.layers.Layer):

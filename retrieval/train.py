@@ -19,7 +19,7 @@ from ntr.retrieval.data import sequence_dataset
 from ntr.retrieval.evaluate import validation_ndcg
 from ntr.retrieval.items import ItemTable, load_item_table
 from ntr.retrieval.model import NTRModel
-from ntr.retrieval.tf_env import tf
+from ntr.tfenv import tf
 
 CONFIG_FILE = "config.json"
 BEST_DIR = os.path.join("checkpoints", "best")

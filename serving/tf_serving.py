@@ -16,9 +16,9 @@ import numpy as np
 
 from ntr.retrieval.export import SIGNATURE
 from ntr.retrieval.exported import ExportedModel
-from ntr.retrieval.tf_env import tf
 from ntr.serving.index import recall_at_k
 from ntr.serving.topk import BruteForce
+from ntr.tfenv import tf
 
 
 class _IndexedQueryModule(tf.Module):

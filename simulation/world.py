@@ -82,7 +82,8 @@ class WorldConfig:
             raise ValueError("n_users, n_items, n_creators and n_categories must be >= 1.")
         if self.events_per_user < 1 or self.min_events_per_user < 1:
             raise ValueError("events_per_user and min_events_per_user must be >= 1.")
-        for name in ("reason_given_share", "aversion_persistence", "hated_in_liked_share", "feed_creator_share"):
+        shares = ("reason_given_share", "aversion_persistence", "hated_in_liked_share", "feed_creator_share")
+        for name in shares:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}.")
 

@@ -21,7 +21,7 @@ def test_ci_runs_the_readme_test_command():
 
 PLUGIN_DRIVER = """
 import numpy as np
-from ntr.retrieval.tf_env import tf
+from ntr.tfenv import tf
 
 users = [f"u{i}" for i in range(20)]
 items = [f"i{i}" for i in range(30)]

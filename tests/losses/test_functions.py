@@ -13,7 +13,7 @@ from ntr.losses.functions import (
     sampled_softmax_loss,
     softmax_loss,
 )
-from ntr.retrieval.tf_env import tf
+from ntr.tfenv import tf
 
 # The 2x3 score matrix used below, worked out by hand:
 #   row 0: logits log[1, 2, 1] -> p = [1/4, 1/2, 1/4]

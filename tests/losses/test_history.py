@@ -8,15 +8,16 @@ import pytest
 from ntr.losses.functions import history_not_to_recommend_loss
 from ntr.losses.history import history_pairs
 from ntr.pipelines.events import Label
-from ntr.retrieval.tf_env import tf
+from ntr.tfenv import tf
 
-P, E, I, N = int(Label.POSITIVE), int(Label.EXPLICIT_NEGATIVE), int(Label.IMPLICIT_NEGATIVE), int(Label.NEUTRAL)
+P, E, N = int(Label.POSITIVE), int(Label.EXPLICIT_NEGATIVE), int(Label.NEUTRAL)
+SKIP = int(Label.IMPLICIT_NEGATIVE)
 
 
 def test_pairs_of_a_tiny_window():
     # Row 0: pos, creator dislike, pos, skip, pos, neutral. Row 1: a dislike on an unknown item
     # (not usable as a negative) before a positive; row 2: a positive before a dislike only.
-    label = tf.constant([[P, E, P, I, P, N], [P, E, P, P, N, N], [P, P, E, N, N, N]])
+    label = tf.constant([[P, E, P, SKIP, P, N], [P, E, P, P, N, N], [P, P, E, N, N, N]])
     granularity = tf.constant([[0, 1, 0, 2, 0, 0], [0, 2, 0, 0, 0, 0], [0, 0, 1, 0, 0, 0]])
     negative_ok = tf.constant(
         [[True] * 6, [True, False, True, True, False, False], [True, True, True, False, False, False]]
@@ -45,10 +46,9 @@ def test_pairs_of_a_tiny_window():
 
 
 def test_pairs_without_implicit_weight_skip_the_skips():
-    label = tf.constant([[P, I, P]])
-    pairs = history_pairs(
-        label, tf.zeros([1, 3], tf.int32), tf.ones([1, 3], tf.bool), tf.constant([[False, False, True]]), 1.0, 0.0
-    )
+    label = tf.constant([[P, SKIP, P]])
+    target = tf.constant([[False, False, True]])
+    pairs = history_pairs(label, tf.zeros([1, 3], tf.int32), tf.ones([1, 3], tf.bool), target, 1.0, 0.0)
     assert pairs["row"].numpy().size == 0
 
 
@@ -65,5 +65,6 @@ def test_history_loss_by_hand():
     value = history_not_to_recommend_loss(tf.constant([mass]), tf.constant([normaliser]), 1.0).numpy()
     assert value[0] == pytest.approx(math.log1p(math.exp(mass - target)), rel=1e-6)
     # A zero weight masks the pair; p_G -> 1 stays finite.
-    masked = history_not_to_recommend_loss(tf.constant([0.0, 0.0]), tf.constant([0.0, 0.0]), tf.constant([0.0, 1.0]))
+    zeros = tf.constant([0.0, 0.0])
+    masked = history_not_to_recommend_loss(zeros, zeros, tf.constant([0.0, 1.0]))
     assert masked.numpy()[0] == 0.0 and np.isfinite(masked.numpy()[1])

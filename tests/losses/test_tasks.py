@@ -11,7 +11,7 @@ import pytest
 
 from ntr.losses import NotToRecommendTask, TopKHitRate
 from ntr.pipelines.events import Label
-from ntr.retrieval.tf_env import tf
+from ntr.tfenv import tf
 
 L = np.log(np.array([[1.0, 2.0, 1.0], [1.0, 1.0, 2.0]], np.float32))
 EYE = np.eye(3, dtype=np.float32)

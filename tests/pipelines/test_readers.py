@@ -3,7 +3,7 @@
 import pytest
 
 from ntr.pipelines.events import LabelConfig
-from ntr.pipelines.readers import read_kuairand, read_movielens
+from ntr.pipelines.readers import read_kuairand, read_kuairand_pure, read_movielens
 
 GENRES = ["unknown", "Action", "Comedy"]
 
@@ -71,3 +71,54 @@ def test_kuairand_wrong_file(tmp_path):
     path.write_text("user_id,video_id,label\n1,2,0\n")
     with pytest.raises(ValueError, match="tab-separated KuaiRand"):
         read_kuairand(str(path))
+
+
+def test_movielens_with_directors_as_creators(tmp_path):
+    folder = write_movielens(tmp_path / "ml", "7\t1\t2\t881250949\n7\t2\t3\t881250950\n")
+    creators = tmp_path / "directors.csv"
+    creators.write_text(
+        "movie_id,movie_title,imdb_id,scr_year,verified,directors,writers,cast_top5\n"
+        '1,Caf\xe9 (1995),tt1,1995.0,1,Ann Lee|Bo Chan,W,"A|B"\n'
+        "2,Two (1996),tt2,2003.0,0,Wrong Match,W,C\n"
+    )
+    _, items = read_movielens(str(folder), str(creators))
+    # First director of a verified row; an unverified (mismatched) row gives no creator.
+    assert [(i["item_id"], i["creator_id"]) for i in items] == [("1", "Ann Lee"), ("2", "")]
+    creators.write_text("movie_id,title\n1,x\n")
+    with pytest.raises(ValueError, match="lacks columns"):
+        read_movielens(str(folder), str(creators))
+
+
+def test_kuairand_pure(tmp_path):
+    import gzip
+
+    header = (
+        "user_id,video_id,time_ms,date,hourmin,tab,is_rand,is_click,is_like,is_follow,is_comment,"
+        "is_forward,is_hate,long_view,play_time_ms,duration_ms,author_id,tag\n"
+    )
+    rows = [
+        '0,10,1650882384975,20220425,1800,1,0,0,0,0,0,0,1,0,1033,168241,77,"11,28"\n',  # hate
+        "0,11,1650882390000,20220425,1800,1,0,1,1,0,0,0,0,1,90000,100000,78,12\n",  # like
+        '1,10,1650882400000,20220425,1800,1,0,0,0,0,0,0,0,0,500,0,77,"11,28"\n',  # short view
+        "1,12,1650882410000,20220425,1800,1,0,1,0,1,0,1,0,1,9000,20000,79,\n",  # follow + forward
+    ]
+    path = tmp_path / "log_standard_20220425_20220508.csv.gz"
+    with gzip.open(path, "wt") as handle:
+        handle.write(header + "".join(rows))
+    events, items = read_kuairand_pure(str(tmp_path))
+    assert [(e["user_id"], e["item_id"], e["timestamp"], e["action"], e["watch_ms"], e["duration_ms"])
+            for e in events] == [
+        ("0", "10", 1650882384, "dislike", 1033, 168241),
+        ("0", "11", 1650882390, "like", 90000, 100000),
+        ("1", "10", 1650882400, "view", 500, None),
+        ("1", "12", 1650882410, "follow", 9000, 20000),
+    ]  # fmt: skip
+    assert [(i["item_id"], i["creator_id"], i["categories"], i["duration_ms"]) for i in items] == [
+        ("10", "77", ["tag_11", "tag_28"], 168241),
+        ("11", "78", ["tag_12"], 100000),
+        ("12", "79", [], 20000),
+    ]
+    with gzip.open(path, "wt") as handle:
+        handle.write("user_id,video_id\n0,1\n")
+    with pytest.raises(ValueError, match="lacks columns"):
+        read_kuairand_pure(str(tmp_path))

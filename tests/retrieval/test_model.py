@@ -9,7 +9,7 @@ from ntr.retrieval.evaluate import rank_targets
 from ntr.retrieval.features import dwell_bucket, gap_bucket
 from ntr.retrieval.items import load_item_table
 from ntr.retrieval.model import NTRModel, previous_position
-from ntr.retrieval.tf_env import tf
+from ntr.tfenv import tf
 from tests.retrieval.conftest import TINY_MAX_LEN, tiny_config
 
 
@@ -126,13 +126,19 @@ def test_loss_is_finite_for_every_variant(tiny_data):
     assert np.isfinite(float(sampled.compute_loss(batch)))
 
 
-@pytest.mark.parametrize("form", ["target", "corpus"])
+@pytest.mark.parametrize("form", ["target", "corpus", "topk"])
 def test_history_loss_matches_a_numpy_oracle(tiny_data, form):
     """History-side NTR of a real batch, recomputed pair by pair in NumPy from the model's own
     states and item embeddings (groups from the item table, the target left out of its group)."""
     table = load_item_table(tiny_data)
     config = tiny_config(
-        "ntr_history", (f'model.history_form="{form}"', "model.history_decay=0.7", "model.history_weight=2.0")
+        "ntr_history",
+        (
+            f'model.history_form="{form}"',
+            "model.history_decay=0.7",
+            "model.history_weight=2.0",
+            "model.history_topk=7",
+        ),
     )
     model = NTRModel(config, table)
     batch = _first_batch(tiny_data)
@@ -179,6 +185,8 @@ def test_history_loss_matches_a_numpy_oracle(tiny_data, form):
                 mass = np.logaddexp.reduce(logits[group])
                 if form == "corpus":
                     normaliser = np.logaddexp.reduce(logits)
+                elif form == "topk":
+                    normaliser = np.logaddexp(mass, np.sort(logits)[-m.history_topk])
                 else:
                     normaliser = np.logaddexp(mass, logits[target - NUM_RESERVED])
                 expected += -w * m.history_decay ** (t - s - 1) * np.log1p(-np.exp(mass - normaliser))

@@ -52,7 +52,7 @@ def test_train_export_and_reload_in_a_fresh_process(tiny_data, tmp_path):
     np.save(tmp_path / "inputs.npy", inputs, allow_pickle=True)
     script = (
         "import sys, numpy as np\n"
-        "from ntr.retrieval.tf_env import tf\n"
+        "from ntr.tfenv import tf\n"
         "inputs = np.load(sys.argv[2], allow_pickle=True).item()\n"
         "fn = tf.saved_model.load(sys.argv[1]).signatures['serving_default']\n"
         "out = fn(**{k: tf.constant(v.astype(str) if v.dtype == object else v) for k, v in inputs.items()})\n"
@@ -72,7 +72,7 @@ def test_train_export_and_reload_in_a_fresh_process(tiny_data, tmp_path):
     reloaded = np.load(tmp_path / "q.npy")
     # The same history through the in-process model (the pipeline's labels and ids).
     from ntr.retrieval.export import QueryModule
-    from ntr.retrieval.tf_env import tf
+    from ntr.tfenv import tf
 
     module = QueryModule(model, tiny_data)
     here = module.serve(

@@ -14,7 +14,7 @@ from ntr.serving.topk import BruteForce
 
 RELOAD = """
 import sys, numpy as np
-from ntr.retrieval.tf_env import tf
+from ntr.tfenv import tf
 from scann.scann_ops.py import scann_ops  # registers the Scann ops the SavedModel needs
 inputs = dict(np.load(sys.argv[2], allow_pickle=True))
 serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]

@@ -1,9 +1,12 @@
-"""Imports TensorFlow with the environment ntr needs. Import this before anything imports TF.
+"""`ntr.tfenv`: TensorFlow with the environment ntr needs. Import it before anything imports TF.
+
+Its own part (not inside retrieval/) because losses/, pipelines/, serving/ and retrieval/ all
+need it and none of them should import another just for this.
 
 TFRS 0.7.7 is written against Keras 2; TensorFlow 2.20 ships Keras 3 unless
 `TF_USE_LEGACY_KERAS=1` is set *before TensorFlow is first imported*, after which `tf.keras`
 is tf-keras (Keras 2). This is the one place ntr sets it: every TF-using module does
-`from ntr.retrieval.tf_env import tf` instead of `import tensorflow as tf`.
+`from ntr.tfenv import tf` instead of `import tensorflow as tf`.
 """
 
 import os
