@@ -28,6 +28,8 @@ from benchmarks.common import (
     write_section,
 )
 
+# Variants also measured behind the serving Recommender's filters.
+FILTERED = ("positives_only", "ntr", "ntr_history")
 PAPER = {"neg_features_only": "-22.8% / -22.7%", "ntr": "-64.1% / -60.8%", "positives_only": "~0 / ~0"}
 
 
@@ -68,7 +70,7 @@ def main() -> None:
     # The model alone for every variant; behind the serving filters for two of them (the filters
     # act on the event's reason, whatever the model).
     arms = [(v, f"`{v}`", False) for v in variants]
-    arms += [(v, f"`{v}` + serving filters", True) for v in ("positives_only", "ntr") if v in variants]
+    arms += [(v, f"`{v}` + serving filters", True) for v in FILTERED if v in variants]
     for variant, name, filters in arms:
         for seed in seeds:
             train_and_evaluate(args.workdir, variant, seed, args.set, args.tag)
@@ -126,7 +128,7 @@ def main() -> None:
     for variant in variants:
         model = ExportedModel(os.path.join(args.workdir, "models", model_tag(variant, seeds[0], args.tag)))
         arms = {f"`{variant}`": ModelRanker(model, exclude_consumed=True)}
-        if variant in ("positives_only", "ntr"):
+        if variant in FILTERED:
             arms[f"`{variant}` + serving filters"] = RecommenderRanker.with_filters(model)
         for arm, ranker in arms.items():
             s = loop.story(world, ranker, begin, loop_config)

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from ntr.tfenv import tf  # first: it sets TF_USE_LEGACY_KERAS, which TFRS needs when imported
+
+# isort: split
 import tensorflow_recommenders as tfrs
 
 from ntr.losses.functions import (
@@ -17,7 +20,6 @@ from ntr.losses.functions import (
     softmax_loss,
 )
 from ntr.pipelines.events import Label
-from ntr.tfenv import tf
 
 
 class NotToRecommendTask(tf.keras.layers.Layer, tfrs.tasks.Task):

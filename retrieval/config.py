@@ -37,10 +37,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
         group_ntr=False,
         history_weight=1.0,
         history_implicit_weight=0.1,
+        negative_path=True,
     ),
 }
 # Switches a variant does not name keep these values (so `ntr` has no history-side NTR).
-VARIANT_DEFAULTS: dict[str, Any] = dict(history_weight=0.0, history_implicit_weight=0.0)
+VARIANT_DEFAULTS: dict[str, Any] = dict(history_weight=0.0, history_implicit_weight=0.0, negative_path=False)
 HISTORY_FORMS = ("target", "corpus", "topk")
 STRATEGIES = ("default", "mirrored", "one_device")
 
@@ -81,6 +82,8 @@ class ModelConfig:
         or `topk` (among G and a fixed bar at the position's `history_topk`-th best logit: G
         must leave the top K, and nothing else is pushed).
       history_topk: the K of `topk`.
+      negative_path: subtract a learned mix of each history negative's id / creator / category
+        embeddings from every later query (`retrieval/negative_path.py`).
     """
 
     variant: str = "ntr"
@@ -106,6 +109,7 @@ class ModelConfig:
     history_decay: float = 1.0
     history_form: str = "target"
     history_topk: int = 20
+    negative_path: bool = False
 
     def __post_init__(self):
         if self.dim % self.num_heads:

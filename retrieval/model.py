@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from ntr.tfenv import tf  # first: it sets TF_USE_LEGACY_KERAS, which TFRS needs when imported
+
+# isort: split
 import tensorflow_recommenders as tfrs
 
 from ntr.losses.functions import MASKED_LOGIT, history_not_to_recommend_loss
@@ -13,8 +16,8 @@ from ntr.retrieval.config import RetrievalConfig
 from ntr.retrieval.data import NUM_RESERVED
 from ntr.retrieval.features import EventFeatures, initializer
 from ntr.retrieval.items import ItemTable
+from ntr.retrieval.negative_path import NegativePath
 from ntr.retrieval.towers import CausalTransformer, ItemTower
-from ntr.tfenv import tf
 
 
 def previous_position(attend: tf.Tensor) -> tf.Tensor:
@@ -79,6 +82,9 @@ class NTRModel(tfrs.Model):
                 creator_embedding=self.item_tower.creator_embedding,
                 category_embedding=self.item_tower.category_embedding,
             )
+        self.negative_path = None
+        if m.negative_path and m.negative_inputs:
+            self.negative_path = NegativePath(self.item_tower, table.reason_granularity, m.reason_inputs)
         self.event_features = EventFeatures(
             input_items,
             table.num_actions,
@@ -111,7 +117,10 @@ class NTRModel(tfrs.Model):
         """States [batch, seq_len, dim] and, per position, the position of its query state."""
         attend = self.attendable(features)
         tokens = self.event_features(features, training=training)
-        return self.transformer(tokens, attend, training=training), previous_position(attend)
+        states = self.transformer(tokens, attend, training=training)
+        if self.negative_path is not None:
+            states -= self.negative_path(features, attend)
+        return states, previous_position(attend)
 
     def query_embedding(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
         """[batch, dim]: the query for the event after the whole history (serving)."""

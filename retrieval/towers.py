@@ -106,10 +106,12 @@ class ItemTower(tf.keras.layers.Layer):
             num_categories, dim, embeddings_initializer=initializer(seed, 12)
         )
 
-    def call(self, items: tf.Tensor) -> tf.Tensor:
+    def parts(self, items: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """(id, creator, mean category) embeddings of item tokens [...], each [..., dim]; the
+        last two are zero without features (and where the item has none)."""
         out = self.item_embedding(items)
         if not self.use_features:
-            return out
+            return out, tf.zeros_like(out), tf.zeros_like(out)
         categories = tf.gather(self.item_categories, items)  # [..., max_categories]
         present = tf.cast(categories > 0, out.dtype)[..., tf.newaxis]
         category_mean = tf.reduce_sum(self.category_embedding(categories) * present, axis=-2) / tf.maximum(
@@ -117,4 +119,8 @@ class ItemTower(tf.keras.layers.Layer):
         )
         creator = tf.gather(self.item_creator, items)
         creator_emb = self.creator_embedding(creator) * tf.cast(creator > 0, out.dtype)[..., tf.newaxis]
-        return out + creator_emb + category_mean
+        return out, creator_emb, category_mean
+
+    def call(self, items: tf.Tensor) -> tf.Tensor:
+        item, creator, category = self.parts(items)
+        return item + creator + category

@@ -1,0 +1,66 @@
+"""A direct path from negatives in the history to the query (DFN / TransAct style).
+
+Attention dilutes one disliked event among ~50 and the final layer norm rescales what gets
+through, so a Transformer learns "not this creator any more" slowly from a few hundred
+dislikes. This path subtracts, from every later query, a learned mix of the disliked item's
+id, creator and category embeddings (the item tower's own parts): since a score is
+`query . (id + creator + category)`, subtracting `b * creator_emb(c)` lowers every item of
+creator c by about `b * |creator_emb(c)|^2` and leaves unrelated items nearly as they were.
+The query stays one vector, so serving is still an ANN lookup.
+
+The mix has one coefficient per (kind of negative, part): kinds are explicit negatives by the
+granularity of their reason (item, creator, category; all item-level without reason inputs)
+and skips. Coefficients start at 0, so the path starts switched off and training decides.
+"""
+
+from __future__ import annotations
+
+from ntr.pipelines.events import GRANULARITY_CODE, Granularity, Label
+from ntr.retrieval.towers import ItemTower
+from ntr.tfenv import tf
+
+NUM_KINDS = 4  # explicit by granularity code (item 0, creator 1, category 2), then skips (3)
+SKIP_KIND = 3
+
+
+class NegativePath(tf.keras.layers.Layer):
+    """Per-position penalty on the query from the negatives at or before it.
+
+    Args:
+      item_tower: the tower whose id / creator / category parts are subtracted.
+      reason_granularity: [num_reason_tokens] int granularity code of each reason id.
+      use_reasons: split explicit negatives by their reason's granularity (else all item-level).
+
+    Call: features (dict of [batch, seq_len] `item`, `label`, `reason`, `mask`) and the
+    [batch, seq_len] bool of attendable events -> [batch, seq_len, dim] penalty, the sum over
+    negatives at positions <= t of their weighted parts (subtract it from state t).
+    """
+
+    def __init__(self, item_tower: ItemTower, reason_granularity, use_reasons: bool, **kwargs):
+        super().__init__(**kwargs)
+        self.item_tower = item_tower
+        self.reason_granularity = tf.constant(reason_granularity, tf.int32)
+        self.use_reasons = use_reasons
+        self.coefficients = self.add_weight(
+            name="coefficients", shape=[NUM_KINDS, 3], initializer="zeros", trainable=True
+        )
+
+    def kinds(self, features: dict[str, tf.Tensor], attend: tf.Tensor) -> tf.Tensor:
+        """[batch, seq_len] int kind of each event, NUM_KINDS for events that are no negative."""
+        label = tf.cast(features["label"], tf.int32)
+        explicit = (label == int(Label.EXPLICIT_NEGATIVE)) & attend
+        implicit = (label == int(Label.IMPLICIT_NEGATIVE)) & attend
+        item_level = GRANULARITY_CODE[Granularity.ITEM]
+        granularity = (
+            tf.gather(self.reason_granularity, features["reason"]) if self.use_reasons else item_level
+        )
+        kind = tf.where(explicit, granularity + tf.zeros_like(label), NUM_KINDS)
+        return tf.where(implicit, SKIP_KIND, kind)
+
+    def call(self, features: dict[str, tf.Tensor], attend: tf.Tensor) -> tf.Tensor:
+        kind = self.kinds(features, attend)
+        table = tf.concat([self.coefficients, tf.zeros([1, 3], self.coefficients.dtype)], axis=0)
+        weights = tf.gather(table, kind)  # [batch, seq_len, 3]
+        item, creator, category = self.item_tower.parts(features["item"])
+        vectors = weights[..., 0:1] * item + weights[..., 1:2] * creator + weights[..., 2:3] * category
+        return tf.cumsum(vectors, axis=1)

@@ -1,0 +1,44 @@
+"""The negative path: penalties by hand on a tiny batch."""
+
+import numpy as np
+
+from ntr.pipelines.events import Label
+from ntr.retrieval.data import NUM_RESERVED
+from ntr.retrieval.items import load_item_table
+from ntr.retrieval.model import NTRModel
+from ntr.retrieval.negative_path import SKIP_KIND
+from ntr.tfenv import tf
+from tests.retrieval.conftest import tiny_config
+
+
+def test_penalty_by_hand(tiny_data):
+    table = load_item_table(tiny_data)
+    model = NTRModel(tiny_config("ntr_history"), table)
+    path = model.negative_path
+    # kinds: item 0, creator 1, category 2, skip 3; rows are (id, creator, category) coefficients.
+    coefficients = np.array([[0.5, 0, 0], [0, 2.0, 0], [0, 0, 3.0], [0.25, 0.25, 0.25]], np.float32)
+    path.coefficients.assign(coefficients)
+    creator_reason = next(r for r in range(table.num_reasons) if table.reason_granularity[r] == 1)
+    items = [NUM_RESERVED + 3, NUM_RESERVED + 7, NUM_RESERVED + 9, NUM_RESERVED + 11, 0]
+    labels = [Label.POSITIVE, Label.EXPLICIT_NEGATIVE, Label.POSITIVE, Label.IMPLICIT_NEGATIVE, Label.NEUTRAL]
+    features = {
+        "item": tf.constant([items]),
+        "label": tf.constant([[int(x) for x in labels]]),
+        "reason": tf.constant([[0, creator_reason, 0, 0, 0]]),
+        "mask": tf.constant([[True, True, True, True, False]]),
+    }
+    penalty = path(features, features["mask"]).numpy()[0]
+    tower = model.item_tower
+    ident, creator, category = (p.numpy()[0] for p in tower.parts(features["item"]))
+    dislike = 2.0 * creator[1]  # creator reason: the creator part only
+    skip = 0.25 * (ident[3] + creator[3] + category[3])
+    expected = np.stack([np.zeros_like(dislike), dislike, dislike, dislike + skip, dislike + skip])
+    np.testing.assert_allclose(penalty, expected, rtol=1e-5, atol=1e-6)
+    assert path.kinds(features, features["mask"]).numpy()[0].tolist() == [4, 1, 4, SKIP_KIND, 4]
+
+
+def test_path_starts_switched_off_and_is_absent_without_negative_inputs(tiny_data):
+    table = load_item_table(tiny_data)
+    assert NTRModel(tiny_config("positives_only", ("model.negative_path=true",)), table).negative_path is None
+    with_path = NTRModel(tiny_config("ntr_history"), table)
+    assert np.all(with_path.negative_path.coefficients.numpy() == 0)
