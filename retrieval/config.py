@@ -82,6 +82,8 @@ class ModelConfig:
         or `topk` (among G and a fixed bar at the position's `history_topk`-th best logit: G
         must leave the top K, and nothing else is pushed).
       history_topk: the K of `topk`.
+      action_gate_scale: the per-action gate on a token's item is `1 + scale * g`, g learned
+        from 0 (larger: a negative action can flip its item's direction within a run).
       negative_path: subtract a learned mix of each history negative's id / creator / category
         embeddings from every later query (`retrieval/negative_path.py`).
     """
@@ -110,6 +112,7 @@ class ModelConfig:
     history_form: str = "target"
     history_topk: int = 20
     negative_path: bool = False
+    action_gate_scale: float = 1.0
 
     def __post_init__(self):
         if self.dim % self.num_heads:

@@ -64,6 +64,9 @@ class EventFeatures(tf.keras.layers.Layer):
       use_reasons: embed reasons; when False the reason input is ignored (ablation switch).
       dropout: dropout on the summed token.
       seed: initialisation / dropout seed.
+      gate_scale: the action gate is `1 + gate_scale * g` with g learned from 0. Adam moves g by
+        about the learning rate per step, so with scale 1 a gate moves ~0.3 in a run (measured:
+        skip 0.69, dislike 0.90); a larger scale lets a negative action flip its item in an epoch.
 
     Call inputs: a dict of [batch, seq_len] tensors `item`, `action`, `reason` (int),
     `watch_ms`, `duration_ms`, `timestamp` (int64) and `mask` (bool, True on real events).
@@ -80,18 +83,20 @@ class EventFeatures(tf.keras.layers.Layer):
         use_reasons: bool = True,
         dropout: float = 0.0,
         seed: int = 0,
+        gate_scale: float = 1.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.item_embedding = item_embedding
+        self.gate_scale = float(gate_scale)
         self.use_reasons = use_reasons
         self.action_embedding = tf.keras.layers.Embedding(
             num_actions, dim, embeddings_initializer=initializer(seed, 1)
         )
-        # A per-action gate on the item embedding (starts at 1): with tied item embeddings, a
+        # A per-action gate on the item embedding (starts at 1; see gate_scale): with tied item embeddings, a
         # disliked item in the history otherwise pulls the query *towards* itself; the gate lets
         # a negative action flip or damp the item's direction.
-        self.action_gate = tf.keras.layers.Embedding(num_actions, dim, embeddings_initializer="ones")
+        self.action_gate = tf.keras.layers.Embedding(num_actions, dim, embeddings_initializer="zeros")
         self.reason_embedding = tf.keras.layers.Embedding(
             num_reasons, dim, embeddings_initializer=initializer(seed, 2)
         )
@@ -111,7 +116,9 @@ class EventFeatures(tf.keras.layers.Layer):
         mask = features["mask"]
         positions = tf.range(tf.shape(mask)[1])
         tokens = (
-            self.item_embedding(features["item"]) * self.scale * self.action_gate(features["action"])
+            self.item_embedding(features["item"])
+            * self.scale
+            * (1.0 + self.gate_scale * self.action_gate(features["action"]))
             + self.action_embedding(features["action"])
             + self.dwell_embedding(dwell_bucket(features["watch_ms"], features["duration_ms"]))
             + self.gap_embedding(gap_bucket(features["timestamp"], mask))

@@ -94,6 +94,7 @@ class NTRModel(tfrs.Model):
             m.reason_inputs,
             m.dropout,
             seed,
+            m.action_gate_scale,
         )
         self.task = NotToRecommendTask(
             explicit_weight=m.explicit_weight,

@@ -11,6 +11,10 @@ The query stays one vector, so serving is still an ANN lookup.
 The mix has one coefficient per (kind of negative, part): kinds are explicit negatives by the
 granularity of their reason (item, creator, category; all item-level without reason inputs)
 and skips. Coefficients start at 0, so the path starts switched off and training decides.
+They are stored divided by `scale`: Adam moves a parameter by about the learning rate per step
+whatever its size, and a useful coefficient is of the order of the query norm over the
+embedding norm (~30, measured: queries ~12, embeddings ~0.35), which unscaled it would not
+reach in a training run (it stopped at ~0.5, still rising, and moved nothing).
 """
 
 from __future__ import annotations
@@ -30,14 +34,18 @@ class NegativePath(tf.keras.layers.Layer):
       item_tower: the tower whose id / creator / category parts are subtracted.
       reason_granularity: [num_reason_tokens] int granularity code of each reason id.
       use_reasons: split explicit negatives by their reason's granularity (else all item-level).
+      scale: effective coefficient = stored value * scale (see the module doc).
 
     Call: features (dict of [batch, seq_len] `item`, `label`, `reason`, `mask`) and the
     [batch, seq_len] bool of attendable events -> [batch, seq_len, dim] penalty, the sum over
     negatives at positions <= t of their weighted parts (subtract it from state t).
     """
 
-    def __init__(self, item_tower: ItemTower, reason_granularity, use_reasons: bool, **kwargs):
+    def __init__(
+        self, item_tower: ItemTower, reason_granularity, use_reasons: bool, scale: float = 30.0, **kwargs
+    ):
         super().__init__(**kwargs)
+        self.scale = float(scale)
         self.item_tower = item_tower
         self.reason_granularity = tf.constant(reason_granularity, tf.int32)
         self.use_reasons = use_reasons
@@ -59,7 +67,8 @@ class NegativePath(tf.keras.layers.Layer):
 
     def call(self, features: dict[str, tf.Tensor], attend: tf.Tensor) -> tf.Tensor:
         kind = self.kinds(features, attend)
-        table = tf.concat([self.coefficients, tf.zeros([1, 3], self.coefficients.dtype)], axis=0)
+        coefficients = self.coefficients * self.scale
+        table = tf.concat([coefficients, tf.zeros([1, 3], coefficients.dtype)], axis=0)
         weights = tf.gather(table, kind)  # [batch, seq_len, 3]
         item, creator, category = self.item_tower.parts(features["item"])
         vectors = weights[..., 0:1] * item + weights[..., 1:2] * creator + weights[..., 2:3] * category

@@ -17,7 +17,7 @@ def test_penalty_by_hand(tiny_data):
     path = model.negative_path
     # kinds: item 0, creator 1, category 2, skip 3; rows are (id, creator, category) coefficients.
     coefficients = np.array([[0.5, 0, 0], [0, 2.0, 0], [0, 0, 3.0], [0.25, 0.25, 0.25]], np.float32)
-    path.coefficients.assign(coefficients)
+    path.coefficients.assign(coefficients / path.scale)
     creator_reason = next(r for r in range(table.num_reasons) if table.reason_granularity[r] == 1)
     items = [NUM_RESERVED + 3, NUM_RESERVED + 7, NUM_RESERVED + 9, NUM_RESERVED + 11, 0]
     labels = [Label.POSITIVE, Label.EXPLICIT_NEGATIVE, Label.POSITIVE, Label.IMPLICIT_NEGATIVE, Label.NEUTRAL]
