@@ -125,17 +125,23 @@ def model_ranker(workdir: str, tag: str, filters: bool = False):
     return RecommenderRanker.with_filters(model) if filters else ModelRanker(model)
 
 
-def cached_counterfactual(workdir: str, name: str, histories: list, pairs: int, make_ranker) -> dict:
+def cached_counterfactual(
+    workdir: str, name: str, histories: list, pairs: int, make_ranker, reasons: tuple[str, ...] | None = None
+) -> dict:
     """`run_counterfactual` (top 20) of `make_ranker()`, cached as reports/responsiveness-<name>.json.
 
-    The ranker is built only when the cache is missing (it loads the model).
+    The ranker is built only when the cache is missing (it loads the model). `reasons`: the
+    dislike branches (the counterfactual's default set when None).
     """
     from ntr.simulation.counterfactual import CounterfactualConfig, run_counterfactual  # noqa: PLC0415
 
     cache = os.path.join(workdir, "reports", f"responsiveness-{name}.json")
     if not os.path.exists(cache):
         started = time.perf_counter()
-        result = run_counterfactual(make_ranker(), histories, CounterfactualConfig(num_pairs=pairs, k=20))
+        config = CounterfactualConfig(num_pairs=pairs, k=20)
+        if reasons is not None:
+            config = CounterfactualConfig(num_pairs=pairs, k=20, reasons=tuple(reasons))
+        result = run_counterfactual(make_ranker(), histories, config)
         result["seconds"] = time.perf_counter() - started
         with open(cache, "w", encoding="utf-8") as handle:
             json.dump(result, handle)

@@ -82,6 +82,9 @@ class ModelConfig:
         or `topk` (among G and a fixed bar at the position's `history_topk`-th best logit: G
         must leave the top K, and nothing else is pushed).
       history_topk: the K of `topk`.
+      query_anchor: which Transformer state a query reads: `event` (the last event's) or
+        `engaged` (the last non-negative event's, which has attended to the negatives before it;
+        negatives after it act only through `negative_path`).
       action_gate_scale: the per-action gate on a token's item is `1 + scale * g`, g learned
         from 0 (larger: a negative action can flip its item's direction within a run).
       negative_path: subtract a learned mix of each history negative's id / creator / category
@@ -113,6 +116,7 @@ class ModelConfig:
     history_topk: int = 20
     negative_path: bool = False
     action_gate_scale: float = 1.0
+    query_anchor: str = "event"
 
     def __post_init__(self):
         if self.dim % self.num_heads:
@@ -129,6 +133,8 @@ class ModelConfig:
             raise ValueError("NTR weights must be >= 0.")
         if not 0.0 < self.history_decay <= 1.0:
             raise ValueError(f"history_decay must be in (0, 1], got {self.history_decay}.")
+        if self.query_anchor not in ("event", "engaged"):
+            raise ValueError(f"query_anchor must be event or engaged, got {self.query_anchor!r}.")
         if self.history_topk < 1:
             raise ValueError(f"history_topk must be >= 1, got {self.history_topk}.")
         if self.history_form not in HISTORY_FORMS:

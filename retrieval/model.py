@@ -32,6 +32,19 @@ def previous_position(attend: tf.Tensor) -> tf.Tensor:
     return tf.reduce_max(tf.where(before[tf.newaxis], positions[:, tf.newaxis, :], -1), axis=-1)
 
 
+def anchor_position(anchor: tf.Tensor) -> tf.Tensor:
+    """[batch, seq_len] int32: for each position p, the last position <= p where `anchor` is
+    True (-1: none)."""
+    length = tf.shape(anchor)[1]
+    positions = tf.where(anchor, tf.range(length)[tf.newaxis, :], -1)
+    upto = tf.linalg.band_part(tf.ones([length, length], tf.bool), -1, 0)
+    return tf.reduce_max(tf.where(upto[tf.newaxis], positions[:, tf.newaxis, :], -1), axis=-1)
+
+
+def is_negative(label: tf.Tensor) -> tf.Tensor:
+    return (label == int(Label.EXPLICIT_NEGATIVE)) | (label == int(Label.IMPLICIT_NEGATIVE))
+
+
 class NTRModel(tfrs.Model):
     """Query tower over event tokens, item tower over ids + metadata, NTR task.
 
@@ -110,15 +123,23 @@ class NTRModel(tfrs.Model):
         """[batch, seq_len] bool: real events, minus negatives when they are hidden."""
         if self.config.model.negative_inputs:
             return features["mask"]
-        label = features["label"]
-        negative = (label == int(Label.EXPLICIT_NEGATIVE)) | (label == int(Label.IMPLICIT_NEGATIVE))
-        return features["mask"] & ~negative
+        return features["mask"] & ~is_negative(features["label"])
 
     def states(self, features: dict[str, tf.Tensor], training: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
-        """States [batch, seq_len, dim] and, per position, the position of its query state."""
+        """States [batch, seq_len, dim] and, per position, the position of its query state.
+
+        State p is the query for the event after p. With `query_anchor="engaged"` it is the
+        Transformer state of the last non-negative event <= p (which has attended to every
+        event before it, negatives included), so negatives after that event act only through
+        the negative path: state p = T[anchor(p)] - path(<= p).
+        """
         attend = self.attendable(features)
         tokens = self.event_features(features, training=training)
         states = self.transformer(tokens, attend, training=training)
+        if self.config.model.query_anchor == "engaged":
+            anchor = anchor_position(attend & ~is_negative(features["label"]))
+            states = tf.gather(states, tf.maximum(anchor, 0), axis=1, batch_dims=1)
+            states *= tf.cast(anchor >= 0, states.dtype)[..., tf.newaxis]
         if self.negative_path is not None:
             states -= self.negative_path(features, attend)
         return states, previous_position(attend)

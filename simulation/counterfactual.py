@@ -3,7 +3,8 @@
 For a sampled (history, k) pair, with X the k-th item of the history:
 
     branch A:        the first k events, then X watched to the end (a long dwell);
-    branch B(r):     branch A, then a dislike of X with reason r;
+    branch B(r):     branch A, then a dislike of X with reason r (r = "none": a dislike that
+                     gives no reason, as in logs without reasons);
     branch B(skip):  branch A, then a skip of X (a 1 s view, an implicit negative).
 
 Both branches ask the same ranker for its top K with the same seed. Per branch the top K is
@@ -26,6 +27,7 @@ from ntr.simulation.rankers import Ranker
 SHARES = ("item", "creator", "category", "neighbours", "other")
 DEFAULT_REASONS = ("creator", "topic", "quality", "repetitive", "offensive", "unknown", "skip")
 LONG_WATCH_MS = 60_000  # branch A's watch when the item has no duration
+NO_REASON = "none"  # the branch of a dislike without a stated reason
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,7 +121,8 @@ def branch_histories(pair: Pair, item_id: str, duration_ms: int | None, reason: 
     if reason == "skip":
         # The two branches differ in one event, as for the dislikes (DESIGN.md).
         return pair.prefix + [watch, dict(watch, action="view", watch_ms=1000, timestamp=pair.timestamp + 1)]
-    dislike = {"item_id": item_id, "timestamp": pair.timestamp + 1, "action": "dislike", "reason": reason}
+    stated = None if reason == NO_REASON else reason
+    dislike = {"item_id": item_id, "timestamp": pair.timestamp + 1, "action": "dislike", "reason": stated}
     return pair.prefix + [watch, dislike]
 
 

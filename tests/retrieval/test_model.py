@@ -192,3 +192,28 @@ def test_history_loss_matches_a_numpy_oracle(tiny_data, form):
                 expected += -w * m.history_decay ** (t - s - 1) * np.log1p(-np.exp(mass - normaliser))
     assert pairs["item"] > 0 and pairs["group"] > 0, pairs  # the batch exercises both paths
     assert got == pytest.approx(expected, rel=1e-4)
+
+
+def test_anchor_position():
+    from ntr.retrieval.model import anchor_position
+
+    anchor = tf.constant([[False, True, False, False, True], [True, False, False, False, False]])
+    assert anchor_position(anchor).numpy().tolist() == [[-1, 1, 1, 1, 4], [0, 0, 0, 0, 0]]
+
+
+def test_engaged_anchor_reads_the_last_non_negative_state(tiny_data):
+    """With query_anchor=engaged and no negative path, the query after a trailing negative equals
+    the query after the last engaged event: only the path may react to the negative."""
+    table = load_item_table(tiny_data)
+    model = NTRModel(tiny_config("neg_features_only", ('model.query_anchor="engaged"',)), table)
+    batch = _first_batch(tiny_data)
+    states, _ = model.states(batch)
+    label, mask = batch["label"].numpy(), batch["mask"].numpy()
+    negative = (label == int(Label.EXPLICIT_NEGATIVE)) | (label == int(Label.IMPLICIT_NEGATIVE))
+    checked = 0
+    for b, p in zip(*np.nonzero(negative & mask), strict=True):
+        engaged = [q for q in range(p) if mask[b, q] and not negative[b, q]]
+        if engaged:
+            np.testing.assert_allclose(states.numpy()[b, p], states.numpy()[b, engaged[-1]], atol=1e-6)
+            checked += 1
+    assert checked > 0
