@@ -82,6 +82,8 @@ class ModelConfig:
         or `topk` (among G and a fixed bar at the position's `history_topk`-th best logit: G
         must leave the top K, and nothing else is pushed).
       history_topk: the K of `topk`.
+      negative_path_decay: per-event decay of a negative's penalty in the negative path.
+      negative_path_skips: skips act through the negative path too (False: explicit only).
       query_anchor: which Transformer state a query reads: `event` (the last event's) or
         `engaged` (the last non-negative event's, which has attended to the negatives before it;
         negatives after it act only through `negative_path`).
@@ -117,6 +119,8 @@ class ModelConfig:
     negative_path: bool = False
     action_gate_scale: float = 1.0
     query_anchor: str = "event"
+    negative_path_decay: float = 1.0
+    negative_path_skips: bool = True
 
     def __post_init__(self):
         if self.dim % self.num_heads:
@@ -131,6 +135,8 @@ class ModelConfig:
         )
         if min(weights) < 0:
             raise ValueError("NTR weights must be >= 0.")
+        if not 0.0 < self.negative_path_decay <= 1.0:
+            raise ValueError(f"negative_path_decay must be in (0, 1], got {self.negative_path_decay}.")
         if not 0.0 < self.history_decay <= 1.0:
             raise ValueError(f"history_decay must be in (0, 1], got {self.history_decay}.")
         if self.query_anchor not in ("event", "engaged"):

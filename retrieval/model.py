@@ -97,7 +97,13 @@ class NTRModel(tfrs.Model):
             )
         self.negative_path = None
         if m.negative_path and m.negative_inputs:
-            self.negative_path = NegativePath(self.item_tower, table.reason_granularity, m.reason_inputs)
+            self.negative_path = NegativePath(
+                self.item_tower,
+                table.reason_granularity,
+                m.reason_inputs,
+                decay=m.negative_path_decay,
+                skips=m.negative_path_skips,
+            )
         self.event_features = EventFeatures(
             input_items,
             table.num_actions,

@@ -35,6 +35,8 @@ class NegativePath(tf.keras.layers.Layer):
       reason_granularity: [num_reason_tokens] int granularity code of each reason id.
       use_reasons: split explicit negatives by their reason's granularity (else all item-level).
       scale: effective coefficient = stored value * scale (see the module doc).
+      decay: a negative's penalty on the query p events later is multiplied by decay ** p.
+      skips: let skips act through the path too (False: explicit negatives only).
 
     Call: features (dict of [batch, seq_len] `item`, `label`, `reason`, `mask`) and the
     [batch, seq_len] bool of attendable events -> [batch, seq_len, dim] penalty, the sum over
@@ -42,10 +44,19 @@ class NegativePath(tf.keras.layers.Layer):
     """
 
     def __init__(
-        self, item_tower: ItemTower, reason_granularity, use_reasons: bool, scale: float = 30.0, **kwargs
+        self,
+        item_tower: ItemTower,
+        reason_granularity,
+        use_reasons: bool,
+        scale: float = 30.0,
+        decay: float = 1.0,
+        skips: bool = True,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         self.scale = float(scale)
+        self.decay = float(decay)
+        self.skips = bool(skips)
         self.item_tower = item_tower
         self.reason_granularity = tf.constant(reason_granularity, tf.int32)
         self.use_reasons = use_reasons
@@ -63,7 +74,7 @@ class NegativePath(tf.keras.layers.Layer):
             tf.gather(self.reason_granularity, features["reason"]) if self.use_reasons else item_level
         )
         kind = tf.where(explicit, granularity + tf.zeros_like(label), NUM_KINDS)
-        return tf.where(implicit, SKIP_KIND, kind)
+        return tf.where(implicit & self.skips, SKIP_KIND, kind)
 
     def call(self, features: dict[str, tf.Tensor], attend: tf.Tensor) -> tf.Tensor:
         kind = self.kinds(features, attend)
@@ -72,4 +83,10 @@ class NegativePath(tf.keras.layers.Layer):
         weights = tf.gather(table, kind)  # [batch, seq_len, 3]
         item, creator, category = self.item_tower.parts(features["item"])
         vectors = weights[..., 0:1] * item + weights[..., 1:2] * creator + weights[..., 2:3] * category
-        return tf.cumsum(vectors, axis=1)
+        if self.decay == 1.0:
+            return tf.cumsum(vectors, axis=1)
+        # [seq_len, seq_len] weights decay ** (p - s) for s <= p, 0 above the diagonal.
+        position = tf.range(tf.shape(vectors)[1])
+        gap = tf.cast(position[:, tf.newaxis] - position[tf.newaxis, :], vectors.dtype)
+        weights = tf.where(gap >= 0, tf.pow(self.decay, tf.maximum(gap, 0.0)), 0.0)
+        return tf.einsum("ps,bsd->bpd", weights, vectors)

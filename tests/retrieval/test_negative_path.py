@@ -37,6 +37,29 @@ def test_penalty_by_hand(tiny_data):
     assert path.kinds(features, features["mask"]).numpy()[0].tolist() == [4, 1, 4, SKIP_KIND, 4]
 
 
+def test_decay_and_explicit_only(tiny_data):
+    table = load_item_table(tiny_data)
+    model = NTRModel(
+        tiny_config("ntr_history", ("model.negative_path_decay=0.5", "model.negative_path_skips=false")),
+        table,
+    )
+    path = model.negative_path
+    path.coefficients.assign(np.full((4, 3), 1.0 / path.scale, np.float32))
+    items = [NUM_RESERVED + 3, NUM_RESERVED + 7, NUM_RESERVED + 9, NUM_RESERVED + 11]
+    labels = [Label.EXPLICIT_NEGATIVE, Label.POSITIVE, Label.IMPLICIT_NEGATIVE, Label.POSITIVE]
+    features = {
+        "item": tf.constant([items]),
+        "label": tf.constant([[int(x) for x in labels]]),
+        "reason": tf.constant([[0, 0, 0, 0]]),
+        "mask": tf.constant([[True] * 4]),
+    }
+    penalty = path(features, features["mask"]).numpy()[0]
+    full = model.item_tower(features["item"]).numpy()[0]  # id + creator + category, all weights 1
+    # The dislike at 0 decays by half per event; the skip at 2 does not act (explicit only).
+    expected = np.stack([full[0], 0.5 * full[0], 0.25 * full[0], 0.125 * full[0]])
+    np.testing.assert_allclose(penalty, expected, rtol=1e-5, atol=1e-6)
+
+
 def test_path_starts_switched_off_and_is_absent_without_negative_inputs(tiny_data):
     table = load_item_table(tiny_data)
     assert NTRModel(tiny_config("positives_only", ("model.negative_path=true",)), table).negative_path is None
