@@ -38,10 +38,16 @@ VARIANTS: dict[str, dict[str, Any]] = {
         history_weight=1.0,
         history_implicit_weight=0.1,
         negative_path=True,
+        negative_path_scale=100.0,
+        negative_path_decay=0.9,
+        negative_path_skips=False,
+        query_anchor="engaged",
     ),
 }
 # Switches a variant does not name keep these values (so `ntr` has no history-side NTR).
-VARIANT_DEFAULTS: dict[str, Any] = dict(history_weight=0.0, history_implicit_weight=0.0, negative_path=False)
+VARIANT_DEFAULTS: dict[str, Any] = dict(
+    history_weight=0.0, history_implicit_weight=0.0, negative_path=False, query_anchor="event"
+)
 HISTORY_FORMS = ("target", "corpus", "topk")
 STRATEGIES = ("default", "mirrored", "one_device")
 
@@ -82,6 +88,8 @@ class ModelConfig:
         or `topk` (among G and a fixed bar at the position's `history_topk`-th best logit: G
         must leave the top K, and nothing else is pushed).
       history_topk: the K of `topk`.
+      negative_path_scale: the path's coefficients are stored divided by this (Adam moves them
+        by ~the learning rate per step; see retrieval/negative_path.py).
       negative_path_decay: per-event decay of a negative's penalty in the negative path.
       negative_path_skips: skips act through the negative path too (False: explicit only).
       query_anchor: which Transformer state a query reads: `event` (the last event's) or
@@ -119,6 +127,7 @@ class ModelConfig:
     negative_path: bool = False
     action_gate_scale: float = 1.0
     query_anchor: str = "event"
+    negative_path_scale: float = 30.0
     negative_path_decay: float = 1.0
     negative_path_skips: bool = True
 

@@ -101,6 +101,7 @@ class NTRModel(tfrs.Model):
                 self.item_tower,
                 table.reason_granularity,
                 m.reason_inputs,
+                scale=m.negative_path_scale,
                 decay=m.negative_path_decay,
                 skips=m.negative_path_skips,
             )
