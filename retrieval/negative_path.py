@@ -13,8 +13,11 @@ granularity of their reason (item, creator, category; all item-level without rea
 and skips. Coefficients start at 0, so the path starts switched off and training decides.
 They are stored divided by `scale`: Adam moves a parameter by about the learning rate per step
 whatever its size, and a useful coefficient is of the order of the query norm over the
-embedding norm (~30, measured: queries ~12, embeddings ~0.35), which unscaled it would not
-reach in a training run (it stopped at ~0.5, still rising, and moved nothing).
+embedding norm (queries ~12, embeddings ~0.35), which unscaled it would not reach in a
+training run (measured: it stopped at ~0.5, still rising, and moved nothing). `ntr_history`
+uses scale 100, explicit negatives only and a decay of 0.9 per event; on the default world it
+learnt (x100) id 45 for item-level reasons, creator 26 (category -5) for creator reasons, and
+category 29 for topic reasons: each kind suppresses its own group.
 """
 
 from __future__ import annotations

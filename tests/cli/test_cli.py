@@ -39,22 +39,24 @@ def test_tiny_demo_then_preprocess_again(tmp_path, capsys):
     assert main(["demo", "--workdir", workdir, "--scale", "tiny", "--seed", "1", "--epochs", "1"]) == 0
     out = capsys.readouterr().out
     assert "reconciled: True" in out and f"{workdir}/data" in out
-    # Both variants trained, evaluated, and compared in one table.
-    for variant in ("positives_only", "ntr"):
+    # The three variants trained, evaluated, and compared in one table.
+    for variant in ("positives_only", "ntr", "ntr_history"):
         report = json.loads((tmp_path / "w" / "reports" / f"evaluation-{variant}.json").read_text())
         assert report["variant"] == variant and report["split"] == "test"
         for name in ("ndcg@10", "recall@10", "neghit@10", "delta_hr@10", "auc", "fhr@10"):
             assert set(report["metrics"][name]) == {"mean", "se", "n"}
         assert 0 <= report["metrics"]["ndcg@10"]["mean"] <= report["metrics"]["recall@10"]["mean"] <= 1
         assert (tmp_path / "w" / "models" / variant / "saved_model" / "saved_model.pb").exists()
-    # The simulation ran on both variants and wrote the report.
+    # The simulation ran on every variant and wrote the report.
     simulation = json.loads((tmp_path / "w" / "reports" / "simulation.json").read_text())
-    assert set(simulation["counterfactual"]) == {"positives_only", "ntr"}
+    assert set(simulation["counterfactual"]) == {"positives_only", "ntr", "ntr_history"}
     assert set(simulation["closed_loop"]) == {
         "positives_only",
         "positives_only+filters",
         "ntr",
         "ntr+filters",
+        "ntr_history",
+        "ntr_history+filters",
     }
     assert "simulation.html" in out and (tmp_path / "w" / "reports" / "simulation.html").exists()
     table = out.split("test split")[1]

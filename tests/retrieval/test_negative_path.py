@@ -13,7 +13,8 @@ from tests.retrieval.conftest import tiny_config
 
 def test_penalty_by_hand(tiny_data):
     table = load_item_table(tiny_data)
-    model = NTRModel(tiny_config("ntr_history"), table)
+    config = tiny_config("ntr_history", ("model.negative_path_decay=1.0", "model.negative_path_skips=true"))
+    model = NTRModel(config, table)
     path = model.negative_path
     # kinds: item 0, creator 1, category 2, skip 3; rows are (id, creator, category) coefficients.
     coefficients = np.array([[0.5, 0, 0], [0, 2.0, 0], [0, 0, 3.0], [0.25, 0.25, 0.25]], np.float32)

@@ -1,0 +1,50 @@
+"""`lesson_in_log` on a hand-made log, every figure by hand."""
+
+import pytest
+
+from ntr.simulation.lessons import lesson_in_log
+
+ITEMS = [
+    {"item_id": "a1", "creator_id": "A", "categories": ["x"]},
+    {"item_id": "a2", "creator_id": "A", "categories": ["x"]},
+    {"item_id": "b1", "creator_id": "B", "categories": ["y"]},
+    {"item_id": "b2", "creator_id": "B", "categories": ["x", "y"]},
+]
+
+
+def ev(user, item, t, action, watch=None, duration=None):
+    return {"user_id": user, "item_id": item, "timestamp": t, "action": action, "watch_ms": watch,
+            "duration_ms": duration}  # fmt: skip
+
+
+def test_lesson_by_hand():
+    events = [
+        # u1: like b1, dislike a1, then a2 skipped (1 s of 30 s), b2 liked, b1 viewed (neutral).
+        ev("u1", "b1", 1, "like"),
+        ev("u1", "a1", 2, "dislike"),
+        ev("u1", "a2", 3, "view", 1000, 30000),
+        ev("u1", "b2", 4, "like"),
+        ev("u1", "b1", 5, "view"),
+        # u2: no dislike; an unknown item is ignored.
+        ev("u2", "a1", 1, "like"),
+        ev("u2", "zz", 2, "like"),
+    ]
+    r = lesson_in_log(events, ITEMS, window=2)
+    assert r["events"] == 6 and r["dislikes"] == 1
+    # Next 2 after the dislike: a2 (same creator, same primary category), b2 (primary y? no: x).
+    assert r["next_same_creator"] == pytest.approx(1 / 2)
+    assert r["next_same_category"] == pytest.approx(2 / 2)
+    # Later exposures to creator A: a2 (skip). To category x: a2 (skip), b2 (positive).
+    assert r["later"]["creator"]["exposures"] == 1 and r["later"]["creator"]["per_dislike"] == 1.0
+    assert r["later"]["creator"]["labels"]["IMPLICIT_NEGATIVE"] == 1.0
+    assert r["later"]["category"]["exposures"] == 2
+    assert r["later"]["category"]["labels"]["POSITIVE"] == 0.5
+    # Others: u1's b1 like, the dislike itself, b1 view (neutral); u2's a1 like.
+    assert r["others"]["exposures"] == 4
+    assert r["others"]["labels"]["POSITIVE"] == 0.5 and r["others"]["labels"]["EXPLICIT_NEGATIVE"] == 0.25
+
+
+def test_no_dislikes():
+    r = lesson_in_log([ev("u", "a1", 1, "like")], ITEMS)
+    assert r["dislikes"] == 0 and r["next_same_creator"] is None
+    assert r["later"]["creator"]["labels"]["POSITIVE"] is None
