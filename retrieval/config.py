@@ -76,6 +76,9 @@ class ModelConfig:
         (full up to `full_softmax_max_items` items).
       full_softmax_max_items: the `auto` threshold.
       num_uniform_candidates: extra uniformly drawn candidates for `sampled`.
+      ntr_candidates: where NTR's p of a negative target is computed under a sampled softmax:
+        `softmax` (over the sampled candidates, as in the seed paper) or `full` (over every
+        item, to compare). With a full softmax both are the same.
       token_item_features: input tokens embed the item with the item tower (id + creator +
         categories), so a disliked token carries its creator and category (False: id only).
       history_weight: history-side NTR weight `w_h` of explicit negatives: every later positive
@@ -118,6 +121,7 @@ class ModelConfig:
     softmax: str = "auto"
     full_softmax_max_items: int = 50_000
     num_uniform_candidates: int = 512
+    ntr_candidates: str = "softmax"
     token_item_features: bool = True
     history_weight: float = 0.0
     history_implicit_weight: float = 0.0
@@ -148,6 +152,12 @@ class ModelConfig:
             raise ValueError(f"negative_path_decay must be in (0, 1], got {self.negative_path_decay}.")
         if not 0.0 < self.history_decay <= 1.0:
             raise ValueError(f"history_decay must be in (0, 1], got {self.history_decay}.")
+        if self.ntr_candidates not in ("softmax", "full"):
+            raise ValueError(f"ntr_candidates must be softmax or full, got {self.ntr_candidates!r}.")
+        if self.ntr_candidates == "full" and self.group_ntr:
+            raise ValueError(
+                "ntr_candidates='full' is for item-level NTR; set group_ntr=false or use 'softmax'."
+            )
         if self.query_anchor not in ("event", "engaged"):
             raise ValueError(f"query_anchor must be event or engaged, got {self.query_anchor!r}.")
         if self.history_topk < 1:

@@ -7,7 +7,7 @@ from ntr.tfenv import tf  # first: it sets TF_USE_LEGACY_KERAS, which TFRS needs
 # isort: split
 import tensorflow_recommenders as tfrs
 
-from ntr.losses.functions import MASKED_LOGIT, history_not_to_recommend_loss
+from ntr.losses.functions import MASKED_LOGIT, history_not_to_recommend_loss, not_to_recommend_loss
 from ntr.losses.history import history_pairs
 from ntr.losses.metrics import TopKHitRate
 from ntr.losses.tasks import NotToRecommendTask
@@ -116,9 +116,12 @@ class NTRModel(tfrs.Model):
             seed,
             m.action_gate_scale,
         )
+        # With ntr_candidates="full" under a sampled softmax, NTR on negative targets is computed
+        # here over the whole corpus instead of inside the task over the sampled candidates.
+        self.full_ntr = m.ntr_candidates == "full" and not self.full_softmax
         self.task = NotToRecommendTask(
-            explicit_weight=m.explicit_weight,
-            implicit_weight=m.implicit_weight,
+            explicit_weight=0.0 if self.full_ntr else m.explicit_weight,
+            implicit_weight=0.0 if self.full_ntr else m.implicit_weight,
             positive_metrics=[TopKHitRate(10, name="hr@10")],
             negative_metrics=[TopKHitRate(10, name="neghit@10")],
         )
@@ -348,9 +351,24 @@ class NTRModel(tfrs.Model):
             group_mask=group_mask,
             compute_metrics=not training,
         )
+        num_positive = tf.maximum(
+            tf.reduce_sum(tf.cast(targets["label"] == int(Label.POSITIVE), tf.float32)), 1.0
+        )
+        if self.full_ntr:
+            loss += self.full_corpus_ntr(targets) / num_positive
         if m.history_weight or m.history_implicit_weight:
             log_q = None if probability is None else tf.math.log(probability)
             history = self.history_loss(features, *states, candidates, candidate_embeddings, log_q)
-            num_positive = tf.reduce_sum(tf.cast(targets["label"] == int(Label.POSITIVE), history.dtype))
-            loss += history / tf.maximum(num_positive, 1.0)
+            loss += history / num_positive
         return loss
+
+    def full_corpus_ntr(self, targets: dict[str, tf.Tensor]) -> tf.Tensor:
+        """Summed `-w log(1 - p)` of the negative targets, p over every item (scalar)."""
+        m = self.config.model
+        label = targets["label"]
+        weight = m.explicit_weight * tf.cast(label == int(Label.EXPLICIT_NEGATIVE), tf.float32)
+        weight += m.implicit_weight * tf.cast(label == int(Label.IMPLICIT_NEGATIVE), tf.float32)
+        rows = tf.where(weight > 0)[:, 0]
+        logits = tf.matmul(tf.gather(targets["query"], rows), self.candidate_embeddings(), transpose_b=True)
+        index = tf.gather(targets["item"], rows) - NUM_RESERVED
+        return tf.reduce_sum(not_to_recommend_loss(logits, index, tf.gather(weight, rows)))

@@ -217,3 +217,23 @@ def test_engaged_anchor_reads_the_last_non_negative_state(tiny_data):
             np.testing.assert_allclose(states.numpy()[b, p], states.numpy()[b, engaged[-1]], atol=1e-6)
             checked += 1
     assert checked > 0
+
+
+def test_full_corpus_ntr_under_sampled_softmax(tiny_data):
+    """ntr_candidates=full: the task's own NTR is off, and the model's is -w log(1 - p) with p
+    over every item, checked against NumPy."""
+    table = load_item_table(tiny_data)
+    config = tiny_config("ntr", ('model.softmax="sampled"', 'model.ntr_candidates="full"'))
+    model = NTRModel(config, table)
+    assert model.task.explicit_weight == 0.0 and model.task.implicit_weight == 0.0
+    targets = model.target_queries(_first_batch(tiny_data))
+    got = float(model.full_corpus_ntr(targets))
+    q, items, labels = (targets[k].numpy() for k in ("query", "item", "label"))
+    logits = q @ model.candidate_embeddings().numpy().T
+    log_p = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+    weight = np.where(labels == int(Label.EXPLICIT_NEGATIVE), 1.0, 0.0)
+    weight += np.where(labels == int(Label.IMPLICIT_NEGATIVE), 0.1, 0.0)
+    p = np.exp(log_p[np.arange(len(items)), items - NUM_RESERVED])
+    expected = float(np.sum(-weight * np.log1p(-p)))
+    assert (weight > 0).sum() > 0
+    assert got == pytest.approx(expected, rel=1e-4)
