@@ -21,6 +21,7 @@ def history_pairs(
     explicit_weight: float,
     implicit_weight: float,
     decay: float = 1.0,
+    normalise: bool = False,
 ) -> dict[str, tf.Tensor]:
     """The (negative s, later positive target t) pairs of a batch, with weights.
 
@@ -34,6 +35,9 @@ def history_pairs(
         query.
       explicit_weight / implicit_weight: w_h of explicit negatives / skips (0 = none).
       decay: weight factor per event between s and t: w_h * decay ** (t - s - 1).
+      normalise: divide each pair's weight by the number of negatives of its kind (explicit /
+        skip) before t, so a target carries at most w_h of each kind however many dislikes
+        precede it (logs with many dislikes, such as ratings, otherwise drown the softmax).
 
     Returns:
       {"row", "target", "source": [p] int32 batch row, target position t and negative
@@ -51,8 +55,19 @@ def history_pairs(
     where = tf.cast(tf.where(pair), tf.int32)
     row, target, source = where[:, 0], where[:, 1], where[:, 2]
     at_source = tf.stack([row, source], axis=1)
+    at_target = tf.stack([row, target], axis=1)
     gap = tf.cast(target - source - 1, tf.float32)
     pair_weight = tf.gather_nd(weight, at_source) * tf.pow(tf.constant(decay, tf.float32), gap)
+    if normalise:
+        # Negatives of each kind strictly before t: exclusive cumulative counts [batch, seq_len].
+        before_explicit = tf.cumsum(tf.cast(source_ok & explicit, tf.float32), axis=1, exclusive=True)
+        before_implicit = tf.cumsum(tf.cast(source_ok & implicit, tf.float32), axis=1, exclusive=True)
+        count = tf.where(
+            tf.gather_nd(explicit, at_source),
+            tf.gather_nd(before_explicit, at_target),
+            tf.gather_nd(before_implicit, at_target),
+        )
+        pair_weight /= tf.maximum(count, 1.0)
     pair_granularity = tf.where(
         tf.gather_nd(explicit, at_source),
         tf.gather_nd(tf.cast(granularity, tf.int32), at_source),

@@ -86,6 +86,7 @@ class ModelConfig:
         creator / category by the reason's granularity, else the item). 0 = off.
       history_implicit_weight: the same for skips (G = the skipped item).
       history_decay: w_h is multiplied by decay ** (events between the negative and t).
+      history_normalise: divide w_h by the number of negatives of the same kind before t.
       history_form: where p_G is computed: `target` (among G and the position's actual next
         positive: G must rank below what the user watched), `corpus` (the softmax's candidates),
         or `topk` (among G and a fixed bar at the position's `history_topk`-th best logit: G
@@ -126,6 +127,7 @@ class ModelConfig:
     history_weight: float = 0.0
     history_implicit_weight: float = 0.0
     history_decay: float = 1.0
+    history_normalise: bool = False
     history_form: str = "target"
     history_topk: int = 20
     negative_path: bool = False

@@ -252,6 +252,7 @@ class NTRModel(tfrs.Model):
             m.history_weight,
             m.history_implicit_weight,
             m.history_decay,
+            m.history_normalise,
         )
         at_target = tf.stack([pairs["row"], pairs["target"]], 1)
         pair_query = tf.gather_nd(states, tf.stack([pairs["row"], tf.gather_nd(query_pos, at_target)], 1))

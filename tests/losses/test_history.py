@@ -45,6 +45,17 @@ def test_pairs_of_a_tiny_window():
     assert got == [(0, 2, 1, 2.0, 1), (0, 4, 1, 0.5, 1), (0, 4, 3, 0.5, 0)]
 
 
+def test_normalised_pairs():
+    # Two dislikes then a positive: each pair gets w / 2; the skip's pair keeps w_i / 1.
+    label = tf.constant([[E, E, SKIP, P]])
+    target = tf.constant([[False, False, False, True]])
+    pairs = history_pairs(
+        label, tf.zeros([1, 4], tf.int32), tf.ones([1, 4], tf.bool), target, 2.0, 0.5, 1.0, True
+    )
+    got = sorted(zip(pairs["source"].numpy().tolist(), pairs["weight"].numpy().tolist(), strict=True))
+    assert got == [(0, 1.0), (1, 1.0), (2, 0.5)]
+
+
 def test_pairs_without_implicit_weight_skip_the_skips():
     label = tf.constant([[P, SKIP, P]])
     target = tf.constant([[False, False, True]])
