@@ -160,9 +160,11 @@ def print_stats(stats: dict, data_dir: str) -> None:
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    config = config_from_args(args)
     if args.source != "raw":
-        convert_dataset(args, config.label)
+        # Convert first: the config picks up WORKDIR/raw/items.jsonl only if it exists, and on a
+        # fresh work directory the reader is what writes it.
+        convert_dataset(args, config_from_args(args).label)
+    config = config_from_args(args)
     runner = next((a for a in extra if a.startswith("--runner")), "--runner=DirectRunner")
     print(f"running the Beam pipeline ({runner.split('=')[-1]}) on {config.events_path} ...", flush=True)
     stats = run_preprocess(config, extra)

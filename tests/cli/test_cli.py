@@ -87,3 +87,22 @@ def test_errors_say_what_to_do(tmp_path, capsys):
     assert "model.dim=32" in capsys.readouterr().err
     assert main(["evaluate", "--workdir", str(tmp_path)]) == 2
     assert "run `ntr train` first" in capsys.readouterr().err
+
+
+def test_preprocess_of_a_public_dataset_keeps_its_catalogue(tmp_path):
+    """On a fresh work directory the reader writes raw/items.jsonl, and the pipeline must use it
+    (it used to run without it: no categories, no creators)."""
+    from tests.pipelines.test_readers import write_movielens
+
+    lines = "".join(f"{u}\t{i}\t{r}\t{881250949 + 10 * k}\n" for k, (u, i, r) in enumerate(
+        [(u, i, r) for u in range(1, 4) for i, r in ((1, 4), (2, 2), (1, 5), (2, 4))]
+    ))  # fmt: skip
+    folder = write_movielens(tmp_path / "ml", lines)
+    creators = tmp_path / "directors.csv"
+    creators.write_text("movie_id,verified,directors\n1,1,Ann Lee\n2,1,Bo Chan|X\n")
+    workdir = tmp_path / "w"
+    args = ["preprocess", "--workdir", str(workdir), "--source", "ml100k", "--data", str(folder)]
+    assert main([*args, "--creators", str(creators), "--holdout-events", "1"]) == 0
+    vocab = workdir / "data" / "vocab"
+    assert (vocab / "categories.txt").read_text().split() == ["Action", "Comedy"]
+    assert (vocab / "creators.txt").read_text().splitlines() == ["Ann Lee", "Bo Chan"]
