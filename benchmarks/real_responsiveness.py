@@ -5,7 +5,7 @@ Real logs state no reasons, so branch B is a dislike without one (`none`) and, o
 also a skip. Per dataset, variant and seed: `ntr train` + `ntr evaluate` (as
 `benchmarks.retrieval_quality`, whose work directories it shares), then the counterfactual on
 2,000 (history, k) pairs of the test split, model alone, top 20. Mean over seeds ± SE over
-seeds; in brackets the widest 95% bootstrap interval of the seeds.
+seeds (no SE with one seed); in brackets the widest 95% bootstrap interval of the seeds.
 
     python -m benchmarks.real_responsiveness [--root /tmp/ntr-bench] [--seeds 0,1,2]
 """
@@ -51,8 +51,9 @@ def _cell(runs: list[dict], branch: str, share: str) -> str:
     mean, se = mean_se(values)
     cis = [e["ci95"] for e in entries if e["ci95"]]
     a = sum(e["share_a"] for e in entries) / len(entries)
+    spread = f" ± {100 * se:.1f}" if len(values) > 1 else ""  # no SE over one seed
     return (
-        f"{100 * mean:+.1f}% ± {100 * se:.1f} [{100 * min(c[0] for c in cis):+.1f}%, "
+        f"{100 * mean:+.1f}%{spread} [{100 * min(c[0] for c in cis):+.1f}%, "
         f"{100 * max(c[1] for c in cis):+.1f}%] (A {100 * a:.1f}%)"
     )
 
@@ -92,7 +93,8 @@ def main() -> None:
                 )
             mean, se = mean_se(ndcg)
             cells = [_cell(runs, b, s) for b, s in columns]
-            lines.append(f"| `{variant}` | {mean:.4f} ± {se:.4f} | " + " | ".join(cells) + " |")
+            ndcg_cell = f"{mean:.4f}" + (f" ± {se:.4f}" if len(seeds) > 1 else "")
+            lines.append(f"| `{variant}` | {ndcg_cell} | " + " | ".join(cells) + " |")
             print(lines[-1], flush=True)
         sections.append("\n".join(lines))
     body = (
