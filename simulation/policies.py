@@ -62,8 +62,22 @@ class PopularityPolicy:
         pass
 
 
+class _Groups:
+    """Items grouped by a key (creator or category) for uniform draws within a group."""
+
+    def __init__(self, key: np.ndarray, n_groups: int):
+        self._order = np.argsort(key, kind="stable")
+        self._start = np.searchsorted(key[self._order], np.arange(n_groups))
+        self.count = np.bincount(key, minlength=n_groups)  # [n_groups] items per group
+
+    def draw(self, groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """An item uniformly within each group of `groups` (any shape); groups must be non-empty."""
+        within = (rng.random(groups.shape) * self.count[groups]).astype(np.int64)
+        return self._order[self._start[groups] + within]
+
+
 class MixPolicy:
-    """Popularity/affinity mix with exploration (the default logging policy).
+    """Popularity/affinity mix with exploration (the default logging policy before `feed`).
 
     For each user it draws `candidates` items, half by popularity and half from categories the
     user's logged feedback favours, scores them by `pop_weight * log popularity +
@@ -85,10 +99,7 @@ class MixPolicy:
         self._cdf = np.cumsum(catalogue.popularity)
         self._log_pop = np.log(catalogue.popularity)
         self._pref = np.zeros((n_users, catalogue.n_categories), dtype=np.float32)
-        primary = catalogue.categories[:, 0]
-        self._by_cat = np.argsort(primary, kind="stable")
-        self._cat_start = np.searchsorted(primary[self._by_cat], np.arange(catalogue.n_categories))
-        self._cat_count = np.bincount(primary, minlength=catalogue.n_categories)
+        self._by_category = _Groups(catalogue.categories[:, 0], catalogue.n_categories)
         self._candidates = candidates
         self._pop_weight = pop_weight
         self._affinity_weight = affinity_weight
@@ -101,12 +112,11 @@ class MixPolicy:
         by_pop = np.minimum(by_pop, self._cat.n_items - 1)
         # Categories by softmax of learned preference, then an item uniformly within it.
         pref = self._pref[users]
-        weights = np.exp(pref - pref.max(axis=1, keepdims=True)) * (self._cat_count > 0)
+        weights = np.exp(pref - pref.max(axis=1, keepdims=True)) * (self._by_category.count > 0)
         cdf = np.cumsum(weights, axis=1)
         draws = rng.random((n, c - half)) * cdf[:, -1:]
         cats = np.minimum((cdf[:, None, :] <= draws[:, :, None]).sum(axis=2), self._cat.n_categories - 1)
-        within = (rng.random((n, c - half)) * self._cat_count[cats]).astype(np.int64)
-        by_cat = self._by_cat[self._cat_start[cats] + within]
+        by_cat = self._by_category.draw(cats, rng)
         cand = np.concatenate([by_pop, by_cat], axis=1)
         score = self._pop_weight * self._log_pop[cand] + self._affinity_weight * np.take_along_axis(
             pref, self._cat.categories[cand, 0], axis=1
@@ -215,20 +225,6 @@ class FeedPolicy:
         u = users[follow]
         self._follows[u, self._follows_next[u] % self._follows.shape[1]] = self._cat.creator[items[follow]]
         self._follows_next[u] += 1
-
-
-class _Groups:
-    """Items grouped by a key (creator or category) for uniform draws within a group."""
-
-    def __init__(self, key: np.ndarray, n_groups: int):
-        self._order = np.argsort(key, kind="stable")
-        self._start = np.searchsorted(key[self._order], np.arange(n_groups))
-        self._count = np.bincount(key, minlength=n_groups)
-
-    def draw(self, groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """An item uniformly within each group of `groups` (any shape); groups must be non-empty."""
-        within = (rng.random(groups.shape) * self._count[groups]).astype(np.int64)
-        return self._order[self._start[groups] + within]
 
 
 def _pick_recent(
