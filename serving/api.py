@@ -14,6 +14,7 @@ or reason, over-long history, k out of range), 413 for bodies over the size limi
 import json
 
 from fastapi import FastAPI, HTTPException
+from fastapi_offline import FastAPIOffline
 
 from ntr.serving.recommender import Filters, Recommender
 from ntr.serving.schemas import (
@@ -100,7 +101,9 @@ def create_app(
     limits = limits or ServiceLimits()
     recommend_request, events_request = request_models(limits)
     model = recommender.model
-    app = FastAPI(
+    # /docs and /redoc from assets in the installed fastapi-offline package: FastAPI's own pages
+    # load Swagger UI from a CDN, and nothing may be downloaded at run time.
+    app = FastAPIOffline(
         title="ntr recommendation service",
         version="0.1.0",
         description="Sequential retrieval that reacts to a dislike at once.",

@@ -51,6 +51,24 @@ def test_health_model_and_openapi(client, model, tiny_index):
     assert {"/v1/recommend", "/v1/events", "/healthz", "/v1/model"} <= set(schema["paths"])
 
 
+def test_docs_and_every_asset_they_reference_come_from_the_local_server(client, server):
+    import re
+    from urllib.parse import urlsplit
+
+    for page in ("/docs", "/redoc"):
+        response = client.get(page)
+        assert response.status_code == 200, page
+        refs = re.findall(r"""(?:src|href)=['"]([^'"]+)['"]""", response.text)
+        refs += re.findall(r"""(?:url|spec-url)\s*[:=]\s*['"]([^'"]+)['"]""", response.text)
+        assets = [r for r in refs if not r.startswith(("#", "data:"))]
+        assert assets, response.text
+        for ref in assets:
+            parts = urlsplit(ref)
+            assert not parts.netloc or parts.netloc == urlsplit(server.url).netloc, f"{page} loads {ref}"
+            asset = client.get(parts.path)
+            assert asset.status_code == 200 and asset.content, f"{page}: {ref} -> {asset.status_code}"
+
+
 def test_a_dislike_removes_that_creator_from_the_next_response(client, model):
     user = "alice"
     history = [watch(model.item_ids[i], 1000 + i) for i in range(5)]
