@@ -44,5 +44,5 @@ setup(
     packages=[f"ntr.{p}" for p in PARTS],
     package_dir={f"ntr.{p}": p for p in PARTS},
     install_requires=INSTALL_REQUIRES,
-    entry_points={"console_scripts": ["ntr=ntr.cli.main:run"]},
+    entry_points={"console_scripts": ["ntr=ntr.cli.entry:run"]},
 )

@@ -48,7 +48,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     pre_args = preprocess.build_defaults(args.workdir, max_len=args.max_len)
     config = preprocess.config_from_args(pre_args)
     stats = preprocess.run_preprocess(config, extra)
-    preprocess.print_stats(stats, config.output_dir)
+    preprocess.print_stats(stats)
+    preprocess.report_outputs(stats, config)
     step = 2
     for variant in variants:
         common = ["--workdir", args.workdir, "--variant", variant]
@@ -75,13 +76,24 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+# metric -> (higher is better, what the row means)
+MEANING = {
+    "ndcg@10": (True, "rank of what the user watched next"),
+    "recall@10": (True, "next positives found in the top 10"),
+    "neghit@10": (False, "next explicit dislikes recommended in the top 10"),
+    "delta_hr@10": (True, "recall@10 - neghit@10"),
+    "auc": (True, "p(positive) above p(dislike), random pairs"),
+}
+
+
 def compare(workdir: str, variants: list[str]) -> str:
-    """A test-split table: one row per headline metric, one column per variant (mean ± se)."""
+    """A test-split table (one row per headline metric, one column per variant, mean ± se,
+    which way is better and what the row means) and each variant's verdict against the first."""
     reports = {}
     for variant in variants:
         with open(os.path.join(workdir, "reports", f"evaluation-{variant}.json"), encoding="utf-8") as handle:
             reports[variant] = json.load(handle)["metrics"]
-    lines = [f"{'test split':<14}" + "".join(f"{v:>22}" for v in variants)]
+    lines = [f"{'test split':<16}" + "".join(f"{v:>22}" for v in variants) + "   meaning"]
     for name in HEADLINE:
         cells = []
         for variant in variants:
@@ -91,5 +103,27 @@ def compare(workdir: str, variants: list[str]) -> str:
             else:
                 se = value["se"] or 0.0
                 cells.append(f"{value['mean']:>14.4f} ± {se:.4f}")
-        lines.append(f"{name:<14}" + "".join(cells))
+        higher, meaning = MEANING[name]
+        arrow = "higher better" if higher else "lower better"
+        lines.append(f"{name:<16}" + "".join(cells) + f"   {arrow}: {meaning}")
+    reference = variants[0]
+    for variant in variants[1:]:
+        parts = [
+            verdict(name, reports[reference].get(name, {}), reports[variant].get(name, {}))
+            for name in HEADLINE
+        ]
+        lines.append(f"{variant} against {reference}: " + "; ".join(parts))
     return "\n".join(lines)
+
+
+def verdict(name: str, base: dict, other: dict) -> str:
+    """`ndcg@10 -3.5% (worse)`: relative change and whether it beats 2 standard errors."""
+    if base.get("mean") is None or other.get("mean") is None:
+        return f"{name} n/a"
+    diff = other["mean"] - base["mean"]
+    noise = 2 * ((base["se"] or 0.0) ** 2 + (other["se"] or 0.0) ** 2) ** 0.5
+    change = f"{100 * diff / abs(base['mean']):+.1f}%" if base["mean"] else f"{diff:+.4f}"
+    if abs(diff) <= noise:
+        return f"{name} {change} (within noise)"
+    better = (diff > 0) == MEANING[name][0]
+    return f"{name} {change} ({'better' if better else 'worse'})"

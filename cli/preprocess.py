@@ -9,7 +9,7 @@ import os
 
 from ntr.pipelines.config import SPLIT_MODES, PreprocessConfig, SplitConfig
 from ntr.pipelines.events import LabelConfig
-from ntr.pipelines.io import write_jsonl
+from ntr.pipelines.io import check_inputs, first_match, write_jsonl
 from ntr.pipelines.pipeline import run_preprocess
 from ntr.pipelines.readers import SOURCES, read_dataset
 
@@ -34,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--creators",
-        help="ml100k only: ../shared/datasets/ml-100k-directors (first verified director = creator)",
+        help="ml100k only: folder or CSV of film directors (README: Public datasets); the first "
+        "verified director is the creator",
     )
     parser.add_argument("--events", help="events file/glob (default WORKDIR/raw/events.jsonl)")
     parser.add_argument("--items", help="item catalogue (default WORKDIR/raw/items.jsonl if present)")
@@ -130,7 +131,10 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
 def convert_dataset(args: argparse.Namespace, label: LabelConfig) -> None:
     """Writes a public dataset as canonical WORKDIR/raw/events.jsonl + items.jsonl."""
     if not args.data:
-        raise ValueError(f"--source {args.source} needs --data PATH (e.g. ../shared/datasets/...).")
+        raise ValueError(
+            f"--source {args.source} needs --data PATH: the dataset's folder "
+            "(README: Public datasets says what goes there)."
+        )
     events, items = read_dataset(args.source, args.data, label, args.creators)
     raw = os.path.join(args.workdir, "raw")
     os.makedirs(raw, exist_ok=True)
@@ -144,7 +148,7 @@ def convert_dataset(args: argparse.Namespace, label: LabelConfig) -> None:
     print(f"converted {args.source}: {len(events)} events, {len(items)} items -> {raw}/")
 
 
-def print_stats(stats: dict, data_dir: str) -> None:
+def print_stats(stats: dict) -> None:
     n = max(stats["rows_out"], 1)
     print(
         f"pipeline: rows_in={stats['rows_in']} rows_out={stats['rows_out']} "
@@ -156,7 +160,40 @@ def print_stats(stats: dict, data_dir: str) -> None:
     print(f"  labels: {rates}")
     print(f"  users {stats['users']}, sequences per split {stats['splits']}")
     print(f"  {stats['seconds']:.1f}s, {stats['events_per_second']:.0f} events/s")
-    print(f"  wrote {data_dir}/ (train/valid/test-*.tfrecord.gz, items, vocab/, item_counts.tsv, stats.json)")
+
+
+def check_events_exist(args: argparse.Namespace, config: PreprocessConfig) -> None:
+    """A missing events file, said with the fix that fits how its path was given."""
+    try:
+        first_match(config.events_path)
+    except FileNotFoundError as err:
+        if args.events:
+            raise FileNotFoundError(f"--events {args.events}: no such file (check the path).") from err
+        raise FileNotFoundError(
+            f"No events at {config.events_path}: run `ntr generate --workdir {args.workdir}` first, "
+            "pass --events PATH, or --source ml100k|kuairand|kuairand_pure --data PATH."
+        ) from err
+
+
+def unusable(stats: dict, config: PreprocessConfig) -> str | None:
+    """Why the output cannot be trained on (None when it can), with what to change."""
+    if stats["rows_in"] and not stats["rows_out"]:
+        return (
+            f"all {stats['rows_in']} rows went to the dead letters ({stats.get('dead_letter', {})}); "
+            f"see {config.output_dir}/dead_letter-*.jsonl for each row's error and fix the input "
+            "(columns user_id, item_id, timestamp, action)."
+        )
+    if not stats["rows_in"]:
+        return f"{config.events_path} holds no events."
+    if not stats["splits"].get("train"):
+        return (
+            f"0 training windows from {stats['rows_out']} events of {stats['users']} users "
+            f"(windows per split {stats['splits']}): a user needs at least 2 events for a window, "
+            f"and {2 * config.split.holdout_events + config.split.min_train_events} "
+            "(2 x --holdout-events + --min-train-events) before any go to valid/test. Use a "
+            "bigger log, or lower --holdout-events / --min-train-events."
+        )
+    return None
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
@@ -165,11 +202,25 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         # fresh work directory the reader is what writes it.
         convert_dataset(args, config_from_args(args).label)
     config = config_from_args(args)
+    check_events_exist(args, config)
+    check_inputs(config.events_path, config.items_path)
     runner = next((a for a in extra if a.startswith("--runner")), "--runner=DirectRunner")
     print(f"running the Beam pipeline ({runner.split('=')[-1]}) on {config.events_path} ...", flush=True)
     stats = run_preprocess(config, extra)
-    print_stats(stats, config.output_dir)
+    print_stats(stats)
+    report_outputs(stats, config)
     return 0
+
+
+def report_outputs(stats: dict, config: PreprocessConfig) -> None:
+    """Raises when nothing usable was written; else says what was written."""
+    problem = unusable(stats, config)
+    if problem:
+        raise ValueError(f"nothing usable was written: {problem}")
+    out = config.output_dir
+    print(f"  wrote {out}/ (train/valid/test-*.tfrecord.gz, items, vocab/, item_counts.tsv, stats.json)")
+    if not stats["splits"].get("valid") or not stats["splits"].get("test"):
+        print(f"  warning: no valid or test windows ({stats['splits']}); training needs valid ones")
 
 
 def build_defaults(workdir: str, **overrides) -> argparse.Namespace:

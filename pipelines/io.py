@@ -8,6 +8,7 @@ import json
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from ntr.pipelines.events import REQUIRED_COLUMNS
 from ntr.pipelines.validate import parse_json_line
 
 FORMATS = ("jsonl", "csv", "parquet")
@@ -30,10 +31,23 @@ def first_match(pattern: str) -> str:
     """The first file matching `pattern`, with an error saying what was looked for."""
     matches = FileSystems.match([pattern])[0].metadata_list
     if not matches:
-        raise FileNotFoundError(
-            f"No file matches {pattern!r}. Run `ntr generate` first or pass --events/--items."
-        )
+        raise FileNotFoundError(f"No file matches {pattern!r}: check the path (a glob is fine).")
     return sorted(m.path for m in matches)[0]
+
+
+def check_inputs(events_path: str, items_path: str = "") -> None:
+    """Raises, before anything is written, when an input is missing or a CSV lacks a column."""
+    for pattern in (events_path, items_path):
+        if pattern:
+            first_match(pattern)
+    if file_format(events_path) == "csv":
+        header = read_csv_header(events_path)
+        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        if missing:
+            raise ValueError(
+                f"{events_path} has columns {header} but lacks {missing}: an events CSV needs a "
+                f"header with {list(REQUIRED_COLUMNS)} (optional: watch_ms, duration_ms, reason)."
+            )
 
 
 def read_csv_header(pattern: str) -> list[str]:

@@ -15,7 +15,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from ntr.pipelines.config import PreprocessConfig
 from ntr.pipelines.events import ACTIONS, REASONS, Label
-from ntr.pipelines.io import ReadRows
+from ntr.pipelines.io import ReadRows, check_inputs
 from ntr.pipelines.items import ItemsFromEvents, ReadItems
 from ntr.pipelines.label import LabelEvents
 from ntr.pipelines.outputs import (
@@ -142,8 +142,11 @@ def run_preprocess(config: PreprocessConfig, beam_args: list[str] | None = None)
       The stats dict as written to `stats.json`.
 
     Raises:
+      FileNotFoundError / ValueError: a missing input or an events CSV without the needed
+        columns (checked before anything is written).
       RuntimeError: when the row counts do not reconcile (a bug: nothing may vanish).
     """
+    check_inputs(config.events_path, config.items_path)  # before anything is written
     out = config.output_dir
     os.makedirs(os.path.join(out, "vocab"), exist_ok=True)
     # Stale shards from an earlier run with another shard count would mix into this one.

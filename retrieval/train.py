@@ -76,12 +76,23 @@ def check_model_dir(model_dir: str, metadata: dict) -> None:
             )
 
 
+def _split_windows(data_dir: str) -> dict[str, int]:
+    """Windows per split from stats.json; raises, saying what to change, when train or valid has none."""
+    path = os.path.join(data_dir, "stats.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No {path}: run `ntr preprocess --workdir ...` first.")
+    with open(path, encoding="utf-8") as handle:
+        windows = json.load(handle)["splits"]
+    if not windows.get("train") or not windows.get("valid"):
+        raise ValueError(
+            f"{data_dir} has {windows} windows; training needs train and valid ones. Re-run "
+            "`ntr preprocess` on a bigger log, or with lower --holdout-events / --min-train-events."
+        )
+    return windows
+
+
 def _steps_per_epoch(data_dir: str, batch_size: int) -> int:
-    with open(os.path.join(data_dir, "stats.json"), encoding="utf-8") as handle:
-        windows = json.load(handle)["splits"].get("train", 0)
-    if not windows:
-        raise ValueError(f"{data_dir} has no train windows: check `ntr preprocess` output.")
-    return math.ceil(windows / batch_size)
+    return math.ceil(_split_windows(data_dir)["train"] / batch_size)
 
 
 def _train_batches(config: RetrievalConfig, data_dir: str, epoch: int, skip: int) -> tf.data.Dataset:
@@ -143,6 +154,7 @@ def train(
     The best epoch by validation NDCG@`train.eval_k` is kept in checkpoints/best; training
     stops after `train.patience` epochs without improvement.
     """
+    _split_windows(data_dir)  # before anything is built or written
     table = load_item_table(data_dir)
     metadata = model_metadata(config, data_dir, table)
     check_model_dir(model_dir, metadata)

@@ -27,7 +27,7 @@ class ServerProcess:
     def __init__(self, model_dir: str, index_dir: str | None, db: str, *flags: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        command = [sys.executable, "-c", "from ntr.cli.main import run; run()", "serve"]
+        command = [sys.executable, "-c", "from ntr.cli.entry import run; run()", "serve"]
         command += ["--model-dir", model_dir, "--db", db]
         command += ["--brute-force"] if index_dir is None else ["--index-dir", index_dir]
         command += ["--port", str(self.port), "--log-level", "warning", *flags]

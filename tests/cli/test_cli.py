@@ -27,7 +27,7 @@ def test_every_flag_is_documented(command, capsys):
         main([command, "--help"])
     assert done.value.code == 0
     text = capsys.readouterr().out
-    sub = build_parser()._subparsers._group_actions[0].choices[command]
+    sub = build_parser()[1][command]
     for action in sub._actions:
         for flag in action.option_strings:
             assert flag in text
@@ -61,6 +61,10 @@ def test_tiny_demo_then_preprocess_again(tmp_path, capsys):
     assert "simulation.html" in out and (tmp_path / "w" / "reports" / "simulation.html").exists()
     table = out.split("test split")[1]
     assert "positives_only" in out and "neghit@10" in table and "delta_hr@10" in table
+    # Each row says which way is better; each variant gets a verdict against positives_only.
+    assert "lower better: next explicit dislikes" in table and "higher better" in table
+    for variant in ("ntr", "ntr_history"):
+        assert f"{variant} against positives_only: ndcg@10 " in table
     stats = json.loads((tmp_path / "w" / "data" / "stats.json").read_text())
     world = json.loads((tmp_path / "w" / "raw" / "world.json").read_text())
     assert stats["rows_in"] == world["summary"]["events"] == stats["rows_out"]
@@ -79,6 +83,11 @@ def test_errors_say_what_to_do(tmp_path, capsys):
     assert "needs --data" in capsys.readouterr().err
     assert main(["preprocess", "--workdir", str(tmp_path)]) == 2
     assert "ntr generate" in capsys.readouterr().err
+    # A wrong --events path is a typo to fix, not a world to generate; nothing is left behind.
+    assert main(["preprocess", "--workdir", str(tmp_path), "--events", str(tmp_path / "nope.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "no such file" in err and "ntr generate" not in err
+    assert not (tmp_path / "data").exists()
     with pytest.raises(SystemExit):
         main(["generate", "--no-such-flag"])
     assert main(["train", "--workdir", str(tmp_path), "--set", "model.dims=3"]) == 2
@@ -106,3 +115,68 @@ def test_preprocess_of_a_public_dataset_keeps_its_catalogue(tmp_path):
     vocab = workdir / "data" / "vocab"
     assert (vocab / "categories.txt").read_text().split() == ["Action", "Comedy"]
     assert (vocab / "creators.txt").read_text().splitlines() == ["Ann Lee", "Bo Chan"]
+
+
+def _one_line_error(capsys) -> str:
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("ntr ")]
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_unusable_data_ends_in_one_clear_line(tmp_path, capsys):
+    from tests.conftest import event, write_jsonl
+
+    # A CSV whose header lacks the needed columns: refused before anything is written.
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b,c\n1,2,3\n")
+    workdir = tmp_path / "w"
+    assert main(["preprocess", "--workdir", str(workdir), "--events", str(bad)]) == 2
+    assert "lacks ['user_id', 'item_id', 'timestamp', 'action']" in _one_line_error(capsys)
+    assert not workdir.exists()
+    # Rows that all fail validation (JSONL without user ids): the dead letters say why.
+    rows = tmp_path / "rows.jsonl"
+    write_jsonl(rows, [{"item_id": "i1", "timestamp": 1, "action": "view"}] * 3)
+    assert main(["preprocess", "--workdir", str(workdir), "--events", str(rows)]) == 2
+    line = _one_line_error(capsys)
+    assert "all 3 rows went to the dead letters" in line and "dead_letter-*.jsonl" in line
+    # A log too small for one window: preprocess says so (exit 2), and so does train.
+    small = tmp_path / "small.jsonl"
+    write_jsonl(small, [event(f"u{u}", "i1", 100 + u) for u in range(4)])
+    assert main(["preprocess", "--workdir", str(workdir), "--events", str(small)]) == 2
+    assert "0 training windows from 4 events of 4 users" in _one_line_error(capsys)
+    assert main(["train", "--workdir", str(workdir)]) == 2
+    assert "training needs train and valid ones" in _one_line_error(capsys)
+    assert not (workdir / "models").exists()
+
+
+def test_only_flags_beam_knows_pass_through(tmp_path, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["preprocess", "--workdir", str(tmp_path), "--skipms", "1000"])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --skipms 1000 (did you mean --skip-ms?)" in err
+    assert err.startswith("usage: ntr preprocess")  # the command's usage, not the top level's
+    with pytest.raises(SystemExit):
+        main(["train", "--bogus"])
+    assert capsys.readouterr().err.startswith("usage: ntr train")
+    # Real Beam flags reach Beam (the run then stops at the missing input, not at the flags).
+    beam = ["--runner=DirectRunner", "--direct_num_workers=2", "--direct_running_mode", "in_memory"]
+    assert main(["preprocess", "--workdir", str(tmp_path), *beam]) == 2
+    assert "No events at" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"ntr {version('ntr')}"
+
+
+def test_help_gives_each_default_once(capsys):
+    with pytest.raises(SystemExit):
+        main(["preprocess", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default WORKDIR/raw/events.jsonl) (default: None)" not in text
+    assert "(default: None)" not in text
+    assert "(default: 10)" in text  # --holdout-events still shows its default

@@ -146,5 +146,6 @@ def test_global_time_split(tmp_path):
 
 def test_missing_input_is_a_clear_error(tmp_path):
     config = PreprocessConfig(events_path=str(tmp_path / "none.jsonl"), output_dir=str(tmp_path / "d"))
-    with pytest.raises(FileNotFoundError, match="ntr generate"):
+    with pytest.raises(FileNotFoundError, match="none.jsonl.*check the path"):
         run_preprocess(config)
+    assert not (tmp_path / "d").exists()  # checked before anything is written
