@@ -46,6 +46,8 @@ DATASETS = {
         "preprocess": ["--source", "kuairand_pure", "--data", "{datasets}/kuairand_pure_log"],
     },
 }
+# Where the public datasets lie (README: Public datasets); never copied into the repository.
+DATASETS_DIR = os.environ.get("NTR_DATASETS", os.path.join(ROOT, "..", "shared", "datasets"))
 METRICS = ("ndcg@10", "recall@10", "neghit@10", "delta_hr@10", "auc")
 
 

@@ -6,7 +6,7 @@ exposure of the same user to a disliked creator or category against all other ex
 world runs at its default size and seed for each policy; ml-100k uses real directors as
 creators (verified rows), KuaiRand-Pure its authors and tags.
 
-    python -m benchmarks.lesson_in_logs [--datasets ../shared/datasets]
+    python -m benchmarks.lesson_in_logs [--datasets $NTR_DATASETS]
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from benchmarks.common import write_section
+from benchmarks.common import DATASETS_DIR, write_section
 
 
 def _pct(x) -> str:
@@ -40,7 +40,7 @@ def _row(name: str, r: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--datasets", default="../shared/datasets", help="folder of the public datasets")
+    parser.add_argument("--datasets", default=DATASETS_DIR, help="folder of the public datasets")
     parser.add_argument("--policies", default="feed,mix", help="world logging policies to compare")
     args = parser.parse_args()
     from ntr.pipelines.readers import read_kuairand_pure, read_movielens  # noqa: PLC0415

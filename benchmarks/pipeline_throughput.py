@@ -9,7 +9,7 @@ For each dataset (the default synthetic world, MovieLens 100K, KuaiRand like/hat
 
 checks that all produce the same counts, and writes events/s and the ratio to the reference.
 
-    python -m benchmarks.pipeline_throughput [--data ../shared/datasets] [--large]
+    python -m benchmarks.pipeline_throughput [--data $NTR_DATASETS] [--large]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import os
 import tempfile
 import time
 
-from benchmarks.common import write_section
+from benchmarks.common import DATASETS_DIR, write_section
 from ntr.pipelines.config import PreprocessConfig
 from ntr.pipelines.encode import encode_window
 from ntr.pipelines.io import write_jsonl
@@ -106,9 +106,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--data", default="../shared/datasets", help="folder with ml-100k and kuairand27k_like_hate"
-    )
+    parser.add_argument("--data", default=DATASETS_DIR, help="folder with ml-100k and kuairand27k_like_hate")
     parser.add_argument("--large", action="store_true", help="also the --scale large world (10^6 events)")
     args = parser.parse_args()
     root = tempfile.mkdtemp(prefix="ntr-bench-")

@@ -17,7 +17,7 @@ import functools
 import os
 
 from benchmarks.common import (
-    ROOT,
+    DATASETS_DIR,
     cached_counterfactual,
     mean_se,
     model_ranker,
@@ -61,9 +61,7 @@ def _cell(runs: list[dict], branch: str, share: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default="/tmp/ntr-bench", help="work directories go under here")
-    parser.add_argument(
-        "--datasets-dir", default=os.path.join(ROOT, "..", "shared", "datasets"), help="public datasets"
-    )
+    parser.add_argument("--datasets-dir", default=DATASETS_DIR, help="public datasets (env NTR_DATASETS)")
     parser.add_argument("--datasets", default="ml100k,kuairand_pure", help="comma-separated datasets")
     parser.add_argument("--seeds", default="0,1,2", help="training seeds")
     parser.add_argument("--pairs", type=int, default=2000, help="counterfactual pairs per model")

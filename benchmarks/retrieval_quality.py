@@ -5,7 +5,7 @@ history filtered). Each figure is the mean over seeds ± the standard error over
 already evaluated in the work directory are reused, so an interrupted benchmark resumes.
 
     python -m benchmarks.retrieval_quality [--datasets world,ml100k,kuairand] [--seeds 0,1,2]
-        [--root /tmp/ntr-bench] [--datasets-dir ../shared/datasets] [--set model.softmax="sampled"]
+        [--root /tmp/ntr-bench] [--datasets-dir $NTR_DATASETS] [--set model.softmax="sampled"]
         [--variants positives_only,ntr] [--section retrieval_quality_sampled]
 """
 
@@ -18,8 +18,8 @@ import numpy as np
 
 from benchmarks.common import (
     DATASETS,
+    DATASETS_DIR,
     METRICS,
-    ROOT,
     mean_se,
     prepare,
     relative,
@@ -57,9 +57,7 @@ def main() -> None:
     parser.add_argument("--datasets", default="world,ml100k,kuairand", help="comma-separated datasets")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
     parser.add_argument("--root", default="/tmp/ntr-bench", help="work directories go under here")
-    parser.add_argument(
-        "--datasets-dir", default=os.path.join(ROOT, "..", "shared", "datasets"), help="public datasets"
-    )
+    parser.add_argument("--datasets-dir", default=DATASETS_DIR, help="public datasets (env NTR_DATASETS)")
     parser.add_argument("--set", action="append", default=[], help="config override for every run")
     parser.add_argument(
         "--variants", help="comma-separated subset of variants (default: all the dataset has)"

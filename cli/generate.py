@@ -58,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--reason-given-share", type=float, help="share of explicit negatives that state their reason"
     )
     parser.add_argument(
-        "--catalogue", help="real item catalogue: path to ../shared/datasets/kuairand_pure_meta"
+        "--catalogue", help="real item catalogue: the kuairand_pure_meta folder (README: Public datasets)"
     )
 
 

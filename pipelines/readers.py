@@ -203,7 +203,7 @@ def read_kuairand_pure(path: str) -> tuple[list[dict], list[dict]]:
         if missing:
             raise ValueError(
                 f"{file} lacks columns {missing}: expected the KuaiRand-Pure standard log with "
-                "author_id and tag joined (see ../shared/datasets/kuairand_pure_log/README.md)."
+                "author_id and tag joined (README: Public datasets)."
             )
         for row in reader:
             duration = int(row["duration_ms"]) or None
