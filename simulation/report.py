@@ -66,7 +66,11 @@ def plot_responsiveness(counterfactual: dict, path: str) -> None:
             lo = np.array([100 * (e["value"] - e["ci95"][0]) if e["ci95"] else 0.0 for e in entries])
             hi = np.array([100 * (e["ci95"][1] - e["value"]) if e["ci95"] else 0.0 for e in entries])
             x = np.arange(len(reasons)) + (j - (len(variants) - 1) / 2) * width
-            ax.bar(x, values, width, yerr=[lo, hi], capsize=2, label=variant)
+            bars = ax.bar(x, values, width, yerr=[lo, hi], capsize=2, label=variant)
+            # A change of exactly 0 (e.g. positives_only, which never sees a dislike) has no
+            # height: mark it so the reader sees a measured zero, not a missing bar.
+            zero = values == 0
+            ax.plot(x[zero], values[zero], "o", color=bars.patches[0].get_facecolor(), markersize=5)
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xticks(np.arange(len(reasons)), reasons, rotation=20)
         ax.set_title(f"same-{share} share in the top K after a dislike")
@@ -124,6 +128,17 @@ def headline(results: dict) -> list[str]:
     return lines
 
 
+def reasonless(result: dict) -> bool:
+    """True when every explicit-dislike branch (all but `skip`) gave the same shares."""
+    # Values only: the bootstrap intervals differ between branches (one generator runs on).
+    rows = [
+        {name: entry["value"] for name, entry in shares.items()}
+        for reason, shares in result["reasons"].items()
+        if reason != "skip"
+    ]
+    return len(rows) > 1 and all(row == rows[0] for row in rows[1:])
+
+
 def _table(header: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
@@ -148,8 +163,16 @@ def render_html(results: dict, images: dict[str, str]) -> str:
             f"<p>{first['pairs']:,} (history, k) pairs per variant; top {first['config']['k']}; branch A "
             "watches the k-th item to the end, branch B also dislikes it with the given reason (or skips "
             "it). Change of the share of similar items in the top K, B vs A, with a 95% bootstrap "
-            "interval.</p>"
+            "interval. A dot on the zero line is a measured change of exactly 0.</p>"
         )
+        same = [v for v, result in cf.items() if reasonless(result)]
+        if same:
+            sections.append(
+                f"<p>{html.escape(', '.join(same))}: the rows of every dislike reason are identical "
+                "because this variant does not read reasons: branch B's history is the same whatever "
+                "the reason, so the model's answer is too. Only the serving filters (closed loop, "
+                "'+filters' arms) act on the reason for such a model.</p>"
+            )
         if "responsiveness" in images:
             sections.append(_image(images["responsiveness"], "responsiveness per reason and variant"))
         rows = []
@@ -205,8 +228,12 @@ def render_html(results: dict, images: dict[str, str]) -> str:
             "<h2>Closed loop</h2>"
             f"<p>{cfg.get('num_users', '?')} world users, {cfg.get('steps', '?')} steps, slate of "
             f"{cfg.get('slate_size', '?')}, choice model '{cfg.get('choice', '?')}'. An arm named '+filters' "
-            "is the serving Recommender (it drops disliked creators/categories); the others are the model "
-            "alone (consumed items excluded).</p>"
+            "is the serving Recommender; the others are the model alone (consumed items excluded). "
+            "The filters act on the reason: a dislike with a creator reason (or hide creator) drops "
+            "that creator, one with a topic reason the category, and any other (quality, offensive, "
+            "repetition, none) only the item. 'Disliked creator / category never shown again' counts "
+            "every explicit dislike, whatever its reason, so it stays under 100% behind the filters: "
+            "the creator of a quality dislike may come back, by design.</p>"
         )
         if "closed_loop" in images:
             sections.append(_image(images["closed_loop"], "closed-loop curves"))

@@ -56,6 +56,14 @@ def test_report_files_and_content(results, tmp_path):
     assert lines[0].startswith("positives_only: creator dislike -> same-creator share +0.0% [+0.0%, +0.0%]")
     assert "ntr: creator dislike -> same-creator share -100.0% [-100.0%, -100.0%]" in lines[1]
     assert "-60.8%" in page and "dislike as feature + NTR label" in page  # the reference points table
+    # positives_only never reads a dislike: its reason rows are equal and the page says why;
+    # the rule ranker acts on the reason, so its rows differ and it is not named.
+    from ntr.simulation.report import reasonless
+
+    assert reasonless(results["counterfactual"]["positives_only"])
+    assert not reasonless(results["counterfactual"]["ntr"])
+    assert "positives_only: the rows of every dislike reason are identical" in page
+    assert "stays under 100% behind the filters" in page
 
 
 def test_a_browser_renders_the_report_with_its_plots(results, tmp_path):
