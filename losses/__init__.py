@@ -10,6 +10,7 @@ from ntr.losses.functions import (
     not_to_recommend_loss,
     sampled_softmax_loss,
     softmax_loss,
+    topk_not_to_recommend_loss,
 )
 from ntr.losses.metrics import TopKHitRate, target_rank
 from ntr.losses.tasks import NotToRecommendTask
@@ -22,5 +23,6 @@ __all__ = [
     "not_to_recommend_loss",
     "sampled_softmax_loss",
     "softmax_loss",
+    "topk_not_to_recommend_loss",
     "target_rank",
 ]

@@ -66,6 +66,34 @@ def not_to_recommend_loss(
     return -tf.cast(weights, logits.dtype) * log1mexp(log_p)
 
 
+def topk_not_to_recommend_loss(
+    logits: tf.Tensor, target_index: tf.Tensor, weights: tf.Tensor | float = 1.0, k: int = 10
+) -> tf.Tensor:
+    """NTR where it is seen: `-w * log(1 - p)` with p = sigmoid(s_target - bar), the bar a fixed
+    (no-gradient) K-th best logit among the other candidates.
+
+    Under a full softmax over thousands of items p(target) is ~1e-3 and the plain NTR gradient
+    `w * p` does nothing measurable. Here p is the chance the disliked item beats the K-th item:
+    about 1/2 or more when it sits in the top K (a strong push out), near 0 when it is already
+    far below (no push, so nothing else is disturbed). Only the target and the query move.
+
+    Args:
+      logits: [batch, num_candidates].
+      target_index: [batch] int, the column of the item not to recommend.
+      weights: [batch] or scalar `w` (0 masks).
+      k: the K of the top K the item must leave (clipped to num_candidates - 1).
+
+    Returns:
+      [batch] losses `w * softplus(s_target - bar)`.
+    """
+    target = tf.gather(logits, target_index, batch_dims=1)
+    is_target = tf.range(tf.shape(logits)[1])[tf.newaxis, :] == tf.cast(target_index, tf.int32)[:, tf.newaxis]
+    others = tf.where(is_target, tf.cast(MASKED_LOGIT, logits.dtype), logits)
+    k = tf.minimum(k, tf.shape(logits)[1] - 1)
+    bar = tf.stop_gradient(tf.math.top_k(others, k).values[:, -1])
+    return tf.cast(weights, logits.dtype) * tf.nn.softplus(target - bar)
+
+
 def group_not_to_recommend_loss(
     logits: tf.Tensor, group_mask: tf.Tensor, weights: tf.Tensor | float = 1.0
 ) -> tf.Tensor:

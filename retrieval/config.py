@@ -79,6 +79,10 @@ class ModelConfig:
       ntr_candidates: where NTR's p of a negative target is computed under a sampled softmax:
         `softmax` (over the sampled candidates, as in the seed paper) or `full` (over every
         item, to compare). With a full softmax both are the same.
+      ntr_form: NTR's p of a negative target: `softmax` (its softmax probability, as in the
+        seed paper) or `topk` (its chance to beat the fixed K-th best other item: a strong push
+        while it sits in the top `ntr_topk`, none once it is out; `losses.functions`).
+      ntr_topk: the K of `topk`.
       token_item_features: input tokens embed the item with the item tower (id + creator +
         categories), so a disliked token carries its creator and category (False: id only).
       history_weight: history-side NTR weight `w_h` of explicit negatives: every later positive
@@ -92,6 +96,9 @@ class ModelConfig:
         or `topk` (among G and a fixed bar at the position's `history_topk`-th best logit: G
         must leave the top K, and nothing else is pushed).
       history_topk: the K of `topk`.
+      history_trains_items: the history-side loss also moves the item embeddings of G and of
+        the target (False: it trains only what builds the query, so a history dislike teaches
+        "after this, avoid that" and never lowers G for users who did not dislike it).
       negative_path_scale: the path's coefficients are stored divided by this (Adam moves them
         by ~the learning rate per step; see retrieval/negative_path.py).
       negative_path_decay: per-event decay of a negative's penalty in the negative path.
@@ -123,12 +130,15 @@ class ModelConfig:
     full_softmax_max_items: int = 50_000
     num_uniform_candidates: int = 512
     ntr_candidates: str = "softmax"
+    ntr_form: str = "softmax"
+    ntr_topk: int = 10
     token_item_features: bool = True
     history_weight: float = 0.0
     history_implicit_weight: float = 0.0
     history_decay: float = 1.0
     history_normalise: bool = False
     history_form: str = "target"
+    history_trains_items: bool = True
     history_topk: int = 20
     negative_path: bool = False
     action_gate_scale: float = 1.0
@@ -160,6 +170,10 @@ class ModelConfig:
             raise ValueError(
                 "ntr_candidates='full' is for item-level NTR; set group_ntr=false or use 'softmax'."
             )
+        if self.ntr_form not in ("softmax", "topk"):
+            raise ValueError(f"ntr_form must be softmax or topk, got {self.ntr_form!r}.")
+        if self.ntr_topk < 1:
+            raise ValueError(f"ntr_topk must be >= 1, got {self.ntr_topk}.")
         if self.query_anchor not in ("event", "engaged"):
             raise ValueError(f"query_anchor must be event or engaged, got {self.query_anchor!r}.")
         if self.history_topk < 1:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+
 from ntr.tfenv import tf  # first: it sets TF_USE_LEGACY_KERAS, which TFRS needs when imported
 
 # isort: split
 import tensorflow_recommenders as tfrs
 
-from ntr.losses.functions import MASKED_LOGIT, history_not_to_recommend_loss, not_to_recommend_loss
+from ntr.losses.functions import (
+    MASKED_LOGIT,
+    history_not_to_recommend_loss,
+    not_to_recommend_loss,
+    topk_not_to_recommend_loss,
+)
 from ntr.losses.history import history_pairs
 from ntr.losses.metrics import TopKHitRate
 from ntr.losses.tasks import NotToRecommendTask
@@ -119,7 +126,13 @@ class NTRModel(tfrs.Model):
         # With ntr_candidates="full" under a sampled softmax, NTR on negative targets is computed
         # here over the whole corpus instead of inside the task over the sampled candidates.
         self.full_ntr = m.ntr_candidates == "full" and not self.full_softmax
+        self.negative_loss = (
+            functools.partial(topk_not_to_recommend_loss, k=m.ntr_topk)
+            if m.ntr_form == "topk"
+            else not_to_recommend_loss
+        )
         self.task = NotToRecommendTask(
+            negative_loss=self.negative_loss,
             explicit_weight=0.0 if self.full_ntr else m.explicit_weight,
             implicit_weight=0.0 if self.full_ntr else m.implicit_weight,
             positive_metrics=[TopKHitRate(10, name="hr@10")],
@@ -259,12 +272,19 @@ class NTRModel(tfrs.Model):
         target_item = tf.gather_nd(item, at_target)
         source_item = tf.gather_nd(item, tf.stack([pairs["row"], pairs["source"]], 1))
 
+        if not m.history_trains_items:
+            candidate_embeddings = tf.stop_gradient(candidate_embeddings)
+
+        def item_embeddings(items):  # [p, dim]
+            embeddings = self.item_tower(items)
+            return embeddings if m.history_trains_items else tf.stop_gradient(embeddings)
+
         def logits_of(queries):  # [r, m] logits over the softmax's candidates, corrected like it
             logits = tf.matmul(queries, candidate_embeddings, transpose_b=True)
             return logits if log_q is None else logits - log_q[tf.newaxis, :]
 
         def direct_logit(items):  # [p] logit of one item per pair, corrected like the softmax's
-            score = tf.reduce_sum(pair_query * self.item_tower(items), axis=1)
+            score = tf.reduce_sum(pair_query * item_embeddings(items), axis=1)
             if log_q is not None:
                 score -= tf.gather(self.item_log_q, items - NUM_RESERVED)
             return score
@@ -372,4 +392,4 @@ class NTRModel(tfrs.Model):
         rows = tf.where(weight > 0)[:, 0]
         logits = tf.matmul(tf.gather(targets["query"], rows), self.candidate_embeddings(), transpose_b=True)
         index = tf.gather(targets["item"], rows) - NUM_RESERVED
-        return tf.reduce_sum(not_to_recommend_loss(logits, index, tf.gather(weight, rows)))
+        return tf.reduce_sum(self.negative_loss(logits, index, tf.gather(weight, rows)))

@@ -12,6 +12,7 @@ from ntr.losses.functions import (
     not_to_recommend_loss,
     sampled_softmax_loss,
     softmax_loss,
+    topk_not_to_recommend_loss,
 )
 from ntr.tfenv import tf
 
@@ -35,6 +36,22 @@ def test_not_to_recommend_hand_computed():
     np.testing.assert_allclose(
         not_to_recommend_loss(LOGITS[:1], tf.constant([0])).numpy(), [-math.log(0.75)], rtol=1e-6
     )
+
+
+def test_topk_ntr_hand_computed_and_its_bar_takes_no_gradient():
+    logits = tf.Variable([[3.0, 1.0, 2.0, 0.0], [3.0, 1.0, 2.0, 0.0]])
+    with tf.GradientTape() as tape:
+        # row 0: target column 0 (3), K=2: the others' 2nd best is 1 -> w * log(1 + e^(3-1)), w=1
+        # row 1: target column 3 (0), K=2: bar 2 -> 2 * log(1 + e^(0-2)), w=2
+        got = topk_not_to_recommend_loss(logits, tf.constant([0, 3]), tf.constant([1.0, 2.0]), k=2)
+    np.testing.assert_allclose(got.numpy(), [math.log1p(math.e**2), 2 * math.log1p(math.e**-2)], rtol=1e-6)
+    grad = tape.gradient(got, logits).numpy()
+    sigmoid = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    # Only the target's own logit moves: d/ds w*softplus(s - bar) = w * sigmoid(s - bar).
+    np.testing.assert_allclose(grad, [[sigmoid(2), 0, 0, 0], [0, 0, 0, 2 * sigmoid(-2)]], rtol=1e-6)
+    # K at least the number of other candidates: the bar is the lowest other logit.
+    last = topk_not_to_recommend_loss(logits[:1], tf.constant([0]), k=10).numpy()
+    np.testing.assert_allclose(last, [math.log1p(math.e**3)], rtol=1e-6)
 
 
 def test_group_ntr_hand_computed():

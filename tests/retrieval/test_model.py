@@ -124,6 +124,9 @@ def test_loss_is_finite_for_every_variant(tiny_data):
         tiny_config("ntr", ('model.softmax="sampled"', "model.num_uniform_candidates=20")), table
     )
     assert np.isfinite(float(sampled.compute_loss(batch)))
+    # NTR in its top-K form also only adds to the positive loss (same initial weights).
+    topk = NTRModel(tiny_config("ntr", ('model.ntr_form="topk"', "model.ntr_topk=5")), table)
+    assert float(topk.compute_loss(batch)) > losses["neg_features_only"]
 
 
 @pytest.mark.parametrize("form", ["target", "corpus", "topk"])
@@ -192,6 +195,37 @@ def test_history_loss_matches_a_numpy_oracle(tiny_data, form):
                 expected += -w * m.history_decay ** (t - s - 1) * np.log1p(-np.exp(mass - normaliser))
     assert pairs["item"] > 0 and pairs["group"] > 0, pairs  # the batch exercises both paths
     assert got == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize("trains_items", [True, False])
+def test_history_loss_trains_items_only_when_asked(tiny_data, trains_items):
+    """Same value either way; with history_trains_items=false no gradient reaches the item
+    tower's creator / category tables (tokens are id-only here, so only the loss's G and
+    target embeddings use them)."""
+    table = load_item_table(tiny_data)
+    extra = ("model.token_item_features=false", "model.negative_path=false")
+    batch = _first_batch(tiny_data)
+    values = {}
+    for flag in (True, trains_items):
+        tf.keras.utils.set_random_seed(3)
+        model = NTRModel(
+            tiny_config("ntr_history", extra + (f"model.history_trains_items={str(flag).lower()}",)), table
+        )
+        candidates = model.candidate_tokens
+        with tf.GradientTape() as tape:
+            states, query_pos = model.states(batch)
+            loss = model.history_loss(
+                batch, states, query_pos, candidates, model.item_tower(candidates), None
+            )
+        tables = [
+            model.item_tower.creator_embedding.embeddings,
+            model.item_tower.category_embedding.embeddings,
+        ]
+        grads = tape.gradient(loss, tables)
+        values[flag] = float(loss)
+    moved = [g is not None and float(tf.reduce_sum(tf.abs(tf.convert_to_tensor(g)))) > 0 for g in grads]
+    assert moved == [trains_items, trains_items]
+    assert values[trains_items] == pytest.approx(values[True], rel=1e-6)
 
 
 def test_anchor_position():
