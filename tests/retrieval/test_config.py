@@ -19,6 +19,9 @@ def test_variants_only_preset_switches():
         assert config.train == base.train and config.model.dim == base.model.dim
     assert not for_variant("positives_only").model.negative_inputs
     assert for_variant("group_ntr").model.group_ntr
+    # The paper's recipe keeps the softmax form of NTR; ntr_history's negative targets use top-K.
+    assert for_variant("ntr").model.ntr_form == "softmax"
+    assert for_variant("ntr_history").model.ntr_form == "topk"
 
 
 def test_round_trip_and_overrides():
