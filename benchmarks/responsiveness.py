@@ -141,8 +141,10 @@ def main() -> None:
                 f"| {100 * s['category_shown_again']['share_never_shown_again']:.1f}% |"
             )
             print(lines[-1], flush=True)
+    # --section names side runs too (it used to be ignored here, so a side run with the closed
+    # loop replaced the main section).
     write_section(
-        "responsiveness", "Counterfactual responsiveness and closed loop (default world)", "\n".join(lines)
+        args.section, "Counterfactual responsiveness and closed loop (default world)", "\n".join(lines)
     )
     print("\n".join(lines))
 

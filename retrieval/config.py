@@ -43,7 +43,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
         negative_path_skips=False,
         query_anchor="engaged",
         # Its negative targets must leave the top 10 (a strong push only where they are seen):
-        # on the world NegHit@10 -51% against -43% with the softmax form, NDCG -3.1% vs -3.5%.
+        # on the world NegHit@10 -51% against -43% with the softmax form, NDCG -3.0% vs -3.5%.
         ntr_form="topk",
     ),
 }
