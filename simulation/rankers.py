@@ -69,6 +69,7 @@ class RecommenderRanker:
     def __init__(self, recommender: Recommender):
         self.recommender = recommender
         self.model = recommender.model
+        self.topped_up = 0
 
     @classmethod
     def with_filters(
@@ -77,6 +78,19 @@ class RecommenderRanker:
         return cls(Recommender(model, index or BruteForce(model.embeddings), config))
 
     def rank(self, histories: list[list[dict]], k: int, seeds: np.ndarray) -> np.ndarray:
+        """[len(histories), k] item rows. The service returns fewer than k items when the
+        filters leave fewer in the catalogue (a small world, a user who disliked most of it);
+        a simulated feed still shows k, so such a slate is topped up with the items the filters
+        removed, best first, unconsumed ones before consumed ones. `topped_up` counts those
+        slots."""
         results = self.recommender.recommend_batch(histories, k)
         index = self.model.item_index
-        return np.array([[index[item["item_id"]] for item in r.items] for r in results], np.int64)
+        out = np.empty((len(results), k), np.int64)
+        for i, result in enumerate(results):
+            rows = [index[item["item_id"]] for item in result.items]
+            if len(rows) < k:
+                removed = sorted(result.filtered, key=lambda f: f["why"] in ("consumed", "disliked"))
+                rows += [index[f["item_id"]] for f in removed][: k - len(rows)]
+                self.topped_up += k - len(result.items)
+            out[i] = rows
+        return out

@@ -128,3 +128,25 @@ def test_serving_filters_remove_a_disliked_creator_entirely(tiny_data, tiny_mode
     assert result["topic"]["category"]["value"] == -1.0
     # The filters drop consumed items, so X itself is never in branch A's list: nothing to measure.
     assert result["quality"]["item"]["value"] is None
+
+
+def test_a_slate_the_filters_cannot_fill_is_topped_up(tiny_model):
+    """A user who disliked (topic reason) items of every category leaves the service nothing to
+    return; the simulated feed still shows k items: the filtered ones, unconsumed first."""
+    model = ExportedModel(tiny_model("ntr"))
+    ranker = RecommenderRanker.with_filters(model)
+    first = {}
+    for item in model.items:  # one item per category, each disliked for its topic
+        for c in item.get("categories", []):
+            first.setdefault(c, item["item_id"])
+    history = [
+        {"item_id": item_id, "timestamp": 100 + t, "action": "dislike", "reason": "topic"}
+        for t, item_id in enumerate(sorted(set(first.values())))
+    ]
+    served = ranker.recommender.recommend(history, k=5).items
+    assert len(served) < 5  # the service itself returns what the filters leave
+    rows = ranker.rank([history], 5, np.zeros(1, np.int64))
+    assert rows.shape == (1, 5) and len(set(rows[0].tolist())) == 5
+    assert ranker.topped_up == 5 - len(served)
+    disliked = {model.item_index[e["item_id"]] for e in history}
+    assert len(model.items) - len(disliked) >= 5 and not disliked & set(rows[0].tolist())  # unconsumed first
