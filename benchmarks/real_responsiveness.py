@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--datasets", default="ml100k,kuairand_pure", help="comma-separated datasets")
     parser.add_argument("--seeds", default="0,1,2", help="training seeds")
     parser.add_argument("--pairs", type=int, default=2000, help="counterfactual pairs per model")
+    parser.add_argument("--section", default="real_responsiveness", help="BENCHMARKS.md section to write")
     args = parser.parse_args()
     from ntr.retrieval.data import read_histories  # noqa: PLC0415
 
@@ -101,7 +102,7 @@ def main() -> None:
         f"{args.pairs:,} pairs per model, test split, model alone, seeds {args.seeds}.\n\n"
         + "\n\n".join(sections)
     )
-    write_section("real_responsiveness", "Counterfactual responsiveness on real logs", body)
+    write_section(args.section, "Counterfactual responsiveness on real logs", body)
 
 
 if __name__ == "__main__":
