@@ -91,9 +91,6 @@ def _split_windows(data_dir: str) -> dict[str, int]:
     return windows
 
 
-def _steps_per_epoch(data_dir: str, batch_size: int) -> int:
-    return math.ceil(_split_windows(data_dir)["train"] / batch_size)
-
 
 def _train_batches(config: RetrievalConfig, data_dir: str, epoch: int, skip: int) -> tf.data.Dataset:
     dataset = sequence_dataset(
@@ -154,7 +151,7 @@ def train(
     The best epoch by validation NDCG@`train.eval_k` is kept in checkpoints/best; training
     stops after `train.patience` epochs without improvement.
     """
-    _split_windows(data_dir)  # before anything is built or written
+    windows = _split_windows(data_dir)  # before anything is built or written
     table = load_item_table(data_dir)
     metadata = model_metadata(config, data_dir, table)
     check_model_dir(model_dir, metadata)
@@ -186,7 +183,7 @@ def train(
     train_step = make_train_step(model, optimizer, strategy)
 
     writer = tf.summary.create_file_writer(os.path.join(model_dir, "logs"))
-    steps_per_epoch = _steps_per_epoch(data_dir, config.train.batch_size)
+    steps_per_epoch = math.ceil(windows["train"] / config.train.batch_size)
     started = time.perf_counter()
     total_targets = 0
     while not int(state["done"]) and int(state["epoch"]) < config.train.epochs:
