@@ -8,7 +8,7 @@ import json
 import os
 
 from ntr.pipelines.config import SPLIT_MODES, PreprocessConfig, SplitConfig
-from ntr.pipelines.events import LabelConfig
+from ntr.pipelines.events import REQUIRED_COLUMNS, LabelConfig
 from ntr.pipelines.io import check_inputs, first_match, write_jsonl
 from ntr.pipelines.pipeline import run_preprocess
 from ntr.pipelines.readers import SOURCES, read_dataset
@@ -181,7 +181,7 @@ def unusable(stats: dict, config: PreprocessConfig) -> str | None:
         return (
             f"all {stats['rows_in']} rows went to the dead letters ({stats.get('dead_letter', {})}); "
             f"see {config.output_dir}/dead_letter-*.jsonl for each row's error and fix the input "
-            "(columns user_id, item_id, timestamp, action)."
+            f"(columns {', '.join(REQUIRED_COLUMNS)})."
         )
     if not stats["rows_in"]:
         return f"{config.events_path} holds no events."
