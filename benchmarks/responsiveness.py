@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import os
+
+import numpy as np
 
 from benchmarks.common import (
     ALL_VARIANTS,
@@ -38,13 +41,91 @@ def fmt(values: list[float]) -> str:
     return f"{100 * mean:+.1f}% ± {100 * se:.1f}"
 
 
+def cached_story(args, variant: str, seed: int, filters: bool) -> dict:
+    """One closed-loop run of a seed's model (alone or behind the filters), cached in reports/."""
+    from ntr.retrieval.exported import ExportedModel  # noqa: PLC0415
+    from ntr.simulation import closed_loop as loop  # noqa: PLC0415
+    from ntr.simulation.rankers import ModelRanker, RecommenderRanker  # noqa: PLC0415
+
+    tag = model_tag(variant, seed, args.tag)
+    name = f"closed-loop-{tag}{'-filters' if filters else ''}-u{args.users}-t{args.steps}.json"
+    path = os.path.join(args.workdir, "reports", name)
+    if not os.path.exists(path):
+        raw = os.path.join(args.workdir, "raw")
+        config = loop.ClosedLoopConfig(num_users=args.users, steps=args.steps)
+        world = loop.World.from_raw(raw)
+        begin = loop.logged_histories(raw, loop.sample_users(world, config))
+        model = ExportedModel(os.path.join(args.workdir, "models", tag))
+        ranker = (
+            RecommenderRanker.with_filters(model) if filters else ModelRanker(model, exclude_consumed=True)
+        )
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(loop.story(world, ranker, begin, config), handle)
+        print("closed loop", tag, "filters" if filters else "alone", "done", flush=True)
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def paired_change(arm: dict, base: dict, metric: str) -> float:
+    """Relative change of an arm's metric against the reference run on the same users and draws."""
+    a, b = np.asarray(arm["per_user"][metric]), np.asarray(base["per_user"][metric])
+    return float((a - b).mean() / b.mean())
+
+
+def closed_loop_lines(args, variants: list[str], seeds: list[int]) -> list[str]:
+    """The closed-loop tables: every seed's model, the same users and draws for every arm.
+
+    Each arm is compared with `positives_only` under the same serving (alone or behind the
+    filters), user by user on the same seed's loop; the change is the mean over seeds ± SE over
+    seeds, so it carries both the model's and the users' noise.
+    """
+    arms = [(v, False) for v in variants] + [(v, True) for v in FILTERED if v in variants]
+    runs = {(v, f): [cached_story(args, v, s, f) for s in seeds] for v, f in arms}
+    metrics = (("dislike_rate", "{:.4f}"), ("skip_rate", "{:.3f}"), ("watch_seconds", "{:.1f}"))
+    lines = [
+        "",
+        f"Closed loop: {args.users} world users, {args.steps} steps, slate 10, users watch the first item; "
+        f"the models of seeds {args.seeds}, each on the same users and draws; mean over seeds ± SE over seeds. "
+        "Change: against `positives_only` served the same way (alone / behind the filters), user by user.\n",
+        "| arm | dislike rate | skip rate | watch s/step | repeated creator dislikes | disliked creator never "
+        "shown again | disliked category never shown again | dislike rate change | skip rate change | "
+        "watch change | repeated creator dislikes change |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for variant, filters in arms:
+        stories = runs[(variant, filters)]
+        cells = []
+        for metric, form in metrics:
+            mean, se = mean_se([s[metric]["mean"] for s in stories])
+            cells.append(f"{form.format(mean)} ± {form.format(se)}")
+        repeated = [s["repeated_creator_dislike_rate"] or 0.0 for s in stories]
+        cells.append(f"{100 * mean_se(repeated)[0]:.1f}% ± {100 * mean_se(repeated)[1]:.1f}")
+        for key in ("creator_shown_again", "category_shown_again"):
+            mean, se = mean_se([s[key]["share_never_shown_again"] or 0.0 for s in stories])
+            cells.append(f"{100 * mean:.1f}% ± {100 * se:.1f}")
+        base = runs.get(("positives_only", filters))
+        if base is None or variant == "positives_only":
+            cells += ["-"] * 4
+        else:
+            for metric, _ in metrics:
+                cells.append(fmt([paired_change(a, b, metric) for a, b in zip(stories, base, strict=True)]))
+            base_repeated = [s["repeated_creator_dislike_rate"] or 0.0 for s in base]
+            cells.append(
+                fmt([a / b - 1 if b else float("nan") for a, b in zip(repeated, base_repeated, strict=True)])
+            )
+        name = f"`{variant}`" + (" + serving filters" if filters else "")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        print(lines[-1], flush=True)
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", default="/tmp/ntr-bench/world", help="default-world workdir")
     parser.add_argument("--seeds", default="0,1,2", help="training seeds")
     parser.add_argument("--variants", default=",".join(ALL_VARIANTS), help="comma-separated variants")
     parser.add_argument("--pairs", type=int, default=2000, help="counterfactual pairs per model")
-    parser.add_argument("--users", type=int, default=300, help="closed-loop users")
+    parser.add_argument("--users", type=int, default=1000, help="closed-loop users")
     parser.add_argument("--steps", type=int, default=30, help="closed-loop steps")
     parser.add_argument("--set", action="append", default=[], help="training config override (side runs)")
     parser.add_argument(
@@ -56,9 +137,6 @@ def main() -> None:
     )
     args = parser.parse_args()
     from ntr.retrieval.data import read_histories  # noqa: PLC0415
-    from ntr.retrieval.exported import ExportedModel  # noqa: PLC0415
-    from ntr.simulation import closed_loop as loop  # noqa: PLC0415
-    from ntr.simulation.rankers import ModelRanker, RecommenderRanker  # noqa: PLC0415
 
     if args.set and not args.tag:
         parser.error("--set needs --tag, so that the side-run models do not replace the default ones")
@@ -112,35 +190,7 @@ def main() -> None:
         write_section(args.section, "Counterfactual responsiveness (default world)", "\n".join(lines))
         print("\n".join(lines))
         return
-    # Closed loop: seed-0 models alone and behind the serving filters, same users and draws.
-    raw = os.path.join(args.workdir, "raw")
-    loop_config = loop.ClosedLoopConfig(num_users=args.users, steps=args.steps)
-    world = loop.World.from_raw(raw)
-    begin = loop.logged_histories(raw, loop.sample_users(world, loop_config))
-    lines += [
-        "",
-        f"Closed loop: {args.users} world users, {args.steps} steps, slate 10, users watch the first item; "
-        "seed-0 models; mean ± SE over users.\n",
-        "| arm | dislike rate | skip rate | watch s/step | repeated creator dislikes | disliked creator never "
-        "shown again | disliked category never shown again |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for variant in variants:
-        model = ExportedModel(os.path.join(args.workdir, "models", model_tag(variant, seeds[0], args.tag)))
-        arms = {f"`{variant}`": ModelRanker(model, exclude_consumed=True)}
-        if variant in FILTERED:
-            arms[f"`{variant}` + serving filters"] = RecommenderRanker.with_filters(model)
-        for arm, ranker in arms.items():
-            s = loop.story(world, ranker, begin, loop_config)
-            lines.append(
-                f"| {arm} | {s['dislike_rate']['mean']:.4f} ± {s['dislike_rate']['se']:.4f} "
-                f"| {s['skip_rate']['mean']:.3f} ± {s['skip_rate']['se']:.3f} "
-                f"| {s['watch_seconds']['mean']:.1f} ± {s['watch_seconds']['se']:.1f} "
-                f"| {100 * (s['repeated_creator_dislike_rate'] or 0):.1f}% "
-                f"| {100 * s['creator_shown_again']['share_never_shown_again']:.1f}% "
-                f"| {100 * s['category_shown_again']['share_never_shown_again']:.1f}% |"
-            )
-            print(lines[-1], flush=True)
+    lines += closed_loop_lines(args, variants, seeds)
     # --section names side runs too (it used to be ignored here, so a side run with the closed
     # loop replaced the main section).
     write_section(

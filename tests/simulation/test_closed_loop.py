@@ -56,6 +56,8 @@ def test_loop_metrics_by_hand():
         and s["category_shown_again"]["share_never_shown_again"] == 0.5
     )
     assert s["curves"]["dislike_rate"] == [0.5, 0.5, 0.0]
+    assert s["per_user"]["dislike_rate"] == [pytest.approx(2 / 3), 0.0]
+    assert s["per_user"]["watch_seconds"] == [pytest.approx(7 / 3), pytest.approx(36.5 / 3)]
 
 
 def test_choice_models():
