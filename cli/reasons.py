@@ -23,7 +23,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--grpo-steps", type=int, default=100, help="train: GRPO steps per curriculum stage (0: off)"
     )
     parser.add_argument("--seed", type=int, default=0, help="train: user split, sampling and initialisation")
+    parser.add_argument(
+        "--target-precision",
+        type=float,
+        default=0.9,
+        help="train: share of predicted creator/category removals that must be right on validation users",
+    )
     parser.add_argument("--output", help="label: output events (default WORKDIR/raw/events.labelled.jsonl)")
+
+
+def serving_threshold(model, batch, examples, target_precision: float) -> dict:
+    """The group-removal threshold, chosen on validation dislikes whose reason the user stated."""
+    from ntr.reasons.data import NO_REASON  # noqa: PLC0415
+    from ntr.reasons.threshold import choose_threshold  # noqa: PLC0415
+    from ntr.reasons.train import predict  # noqa: PLC0415
+
+    _, reason, confidence = predict(model, batch)
+    stated = examples.explicit & (examples.reason != NO_REASON)
+    chosen = choose_threshold(confidence[stated], reason[stated], examples.reason[stated], target_precision)
+    print(
+        f"serving threshold {chosen['threshold']:.3f}: on {chosen['n']} validation dislikes with a stated "
+        f"reason, {chosen['removals']} predicted group removals, precision {chosen['precision']}"
+    )
+    return chosen
+
+
+def group_removal_on_test(model, batch, examples, threshold: float) -> dict:
+    """What the threshold does on held-out users, against the true reasons: dislikes and skips."""
+    from ntr.reasons.data import NO_REASON  # noqa: PLC0415
+    from ntr.reasons.threshold import removal_stats  # noqa: PLC0415
+    from ntr.reasons.train import predict  # noqa: PLC0415
+
+    _, reason, confidence = predict(model, batch)
+    known = examples.true_reason != NO_REASON
+    out = {"threshold": threshold}
+    for name, mask in (("explicit", examples.explicit & known), ("skips", ~examples.explicit & known)):
+        out[name] = removal_stats(confidence[mask], reason[mask], examples.true_reason[mask], threshold)
+    return out
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
@@ -51,16 +87,19 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     started = time.perf_counter()
     data_config = ReasonDataConfig(seed=args.seed)
     examples = build_examples(raw, data_config)
-    sizes = f"{len(examples['train'])} train, {len(examples['test'])} from held-out users"
+    sizes = f"{len(examples['train'])} train, {len(examples['valid'])} valid, {len(examples['test'])} test"
     print(f"examples: {sizes} ({time.perf_counter() - started:.0f}s)")
-    train, test = embed(examples["train"], cache), embed(examples["test"], cache)
+    train, valid, test = (embed(examples[split], cache) for split in ("train", "valid", "test"))
     print(f"embedded in {time.perf_counter() - started:.0f}s (cached in {cache.directory})")
     config = ReasonTrainConfig(epochs=args.epochs, grpo_steps_per_stage=args.grpo_steps, seed=args.seed)
     model = train_supervised(train, config)
     if args.grpo_steps > 0:
         model = train_grpo(model, train, config)
     metrics = evaluate(model, test, examples["test"])
-    save_reason_model(model, config, model_dir, {"data": data_config.__dict__, "metrics": metrics})
+    serving = serving_threshold(model, valid, examples["valid"], args.target_precision)
+    metrics["group_removal"] = group_removal_on_test(model, test, examples["test"], serving["threshold"])
+    extra = {"data": data_config.__dict__, "metrics": metrics, "serving": serving}
+    save_reason_model(model, config, model_dir, extra)
     print(json.dumps(metrics, indent=2, sort_keys=True))
     print(f"saved {model_dir} in {time.perf_counter() - started:.0f}s")
     return 0

@@ -41,6 +41,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--keep-consumed", action="store_true", help="do not filter items already in the history"
     )
     parser.add_argument(
+        "--reasons",
+        metavar="DIR",
+        help="reason model (`ntr reasons train`, e.g. WORKDIR/reasons): negatives posted without a reason "
+        "get a predicted one",
+    )
+    parser.add_argument("--items", help="catalogue for the reason model (default WORKDIR/raw/items.jsonl)")
+    parser.add_argument(
+        "--label-skips", action="store_true", help="with --reasons: predict reasons for skips too"
+    )
+    parser.add_argument(
+        "--reason-threshold",
+        type=float,
+        help="with --reasons: probability a predicted creator/category reason needs to remove the whole "
+        "group (default: the one chosen on validation users at training)",
+    )
+    parser.add_argument(
         "--log-level",
         default="info",
         choices=("critical", "error", "warning", "info", "debug"),
@@ -61,6 +77,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     limits = ServiceLimits(max_k=args.max_k, max_history=args.max_history, max_body_bytes=args.max_body_bytes)
     if min(limits.max_k, limits.max_history, limits.max_body_bytes) < 1:
         raise ValueError("--max-k, --max-history and --max-body-bytes must be >= 1.")
+    if args.reasons is None and (args.label_skips or args.reason_threshold is not None):
+        raise ValueError("--label-skips and --reason-threshold need --reasons DIR (a trained reason model).")
     config = ServiceConfig(
         model_dir=args.model_dir or os.path.join(args.workdir, "models", variant),
         index_dir=index_dir,
@@ -68,6 +86,10 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         synchronous=args.synchronous,
         limits=limits,
         recommender=RecommenderConfig(exclude_consumed=not args.keep_consumed),
+        reasons_dir=args.reasons,
+        items_path=(args.items or os.path.join(args.workdir, "raw", "items.jsonl")) if args.reasons else None,
+        label_skips=args.label_skips,
+        reason_threshold=args.reason_threshold,
     )
     print(f"ntr serve: variant {variant}, http://{args.host}:{args.port} (docs at /docs)", flush=True)
     serve(config, host=args.host, port=args.port, log_level=args.log_level)

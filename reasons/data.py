@@ -31,12 +31,15 @@ NO_REASON = -1
 class ReasonDataConfig:
     """Attributes:
     holdout_share: share of users held out for testing.
+    valid_share: share of users taken from the training side for validation (the serving
+      threshold of predicted group reasons is chosen there; 0 = no validation split).
     history_len: events before the exposure that the texts describe.
     max_explicit / max_skips / max_others: examples kept per split and kind (sampled).
     seed: user split and sampling.
     """
 
     holdout_share: float = 0.2
+    valid_share: float = 0.1
     history_len: int = 100
     max_explicit: int = 5000
     max_skips: int = 3000
@@ -99,14 +102,21 @@ def split_users(users: list[str], holdout_share: float, seed: int) -> tuple[set[
 
 
 def build_examples(raw_dir: str, config: ReasonDataConfig | None = None) -> dict[str, Examples]:
-    """{"train": Examples, "test": Examples} from WORKDIR/raw."""
+    """{"train", "valid", "test"}: Examples from WORKDIR/raw (valid is empty when valid_share is 0)."""
     config = config or ReasonDataConfig()
     events_by_user, items = load_raw(raw_dir)
     train_users, test_users = split_users(list(events_by_user), config.holdout_share, config.seed)
-    rng = np.random.default_rng(config.seed + 1)
+    # Validation users come out of the training side, so the test users stay those of a run
+    # without validation (figures stay comparable).
+    inner_share = config.valid_share / (1 - config.holdout_share) if config.valid_share else 0.0
+    train_users, valid_users = split_users(list(train_users), inner_share, config.seed + 2)
     label_config, profile_config = LabelConfig(), ProfileConfig()
     out = {}
-    for split, users in (("train", train_users), ("test", test_users)):
+    for number, (split, users) in enumerate(
+        (("train", train_users), ("valid", valid_users), ("test", test_users))
+    ):
+        # One generator per split: a split's sample does not depend on the sizes of the others.
+        rng = np.random.default_rng([config.seed + 1, number])
         kinds = {"explicit": [], "skip": [], "other": []}
         for user in sorted(users):
             for k, event in enumerate(events_by_user[user]):

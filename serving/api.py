@@ -2,6 +2,7 @@
 
     POST /v1/recommend  user_id and/or history, k, filters -> top k (stored history + sent history)
     POST /v1/events     append events for a user; the next recommend for that user sees them
+                        (with a reason model: negatives without a reason get a predicted one)
     GET  /healthz       the store answers
     GET  /v1/model      model and index versions, measured recall, limits
 
@@ -16,16 +17,18 @@ import json
 from fastapi import FastAPI, HTTPException
 from fastapi_offline import FastAPIOffline
 
+from ntr.pipelines.events import REASON_GRANULARITY, Granularity
 from ntr.serving.recommender import Filters, Recommender
 from ntr.serving.schemas import (
     EventsResponse,
     Health,
     ModelInfo,
+    PredictedReason,
     RecommendResponse,
     ServiceLimits,
     request_models,
 )
-from ntr.serving.store import EventStore
+from ntr.serving.store import STATED, EventStore
 
 
 class BodyLimit:
@@ -84,11 +87,26 @@ def _replay(messages: list[dict], then=None):
     return receive
 
 
+def _acts_on(prediction: dict, threshold: float) -> PredictedReason:
+    """What a predicted reason makes the Recommender drop, and why."""
+    granularity = REASON_GRANULARITY.get(prediction["reason"], Granularity.ITEM)
+    if granularity is Granularity.ITEM:
+        acts_on, why = "item", f"{prediction['reason']!r} is an item-level reason"
+    elif prediction["confidence"] >= threshold:
+        acts_on = granularity.value
+        why = f"p={prediction['confidence']:.2f} >= threshold {threshold:.2f}: the whole {acts_on} is removed"
+    else:
+        acts_on = "item"
+        why = f"p={prediction['confidence']:.2f} < threshold {threshold:.2f}: only the item is removed"
+    return PredictedReason(**prediction, acts_on=acts_on, why=why)
+
+
 def create_app(
     recommender: Recommender,
     store: EventStore,
     limits: ServiceLimits | None = None,
     index_info: dict | None = None,
+    reasons=None,
 ) -> FastAPI:
     """The service app.
 
@@ -97,6 +115,7 @@ def create_app(
       store: per-user histories; events posted here are read by the next recommend.
       limits: request limits (defaults: `ServiceLimits()`).
       index_info: what /v1/model says about the index (kind, measured recall, ...).
+      reasons: an `OnlineReasons` that fills in missing reasons of posted negatives, or None.
     """
     limits = limits or ServiceLimits()
     recommend_request, events_request = request_models(limits)
@@ -125,6 +144,7 @@ def create_app(
             dim=model.export["dim"],
             index=index_info or {},
             limits=limits.__dict__,
+            reasons=reasons.info() if reasons is not None else None,
         )
 
     # `async` handlers that call the model directly: a request holds the GIL for nearly all of its
@@ -133,9 +153,22 @@ def create_app(
     @app.post("/v1/events", response_model=EventsResponse)
     async def post_events(request: events_request):
         events = [event.model_dump() for event in request.events]
+        predicted = []
+        if reasons is not None:
+            predicted = reasons.fill(store.history(request.user_id, limit=reasons.history_len), events)
+        else:
+            for event in events:
+                if event.get("reason"):
+                    event["reason_source"] = STATED
+        # Stored (and committed) before the answer: an acknowledged event survives a kill.
         store.append(request.user_id, events)
         unknown = sorted({e["item_id"] for e in events if e["item_id"] not in model.item_index})
-        return EventsResponse(user_id=request.user_id, accepted=len(events), unknown_items=unknown)
+        return EventsResponse(
+            user_id=request.user_id,
+            accepted=len(events),
+            unknown_items=unknown,
+            predicted_reasons=[_acts_on(p, recommender.config.predicted_threshold) for p in predicted],
+        )
 
     @app.post("/v1/recommend", response_model=RecommendResponse, response_model_exclude_none=True)
     async def recommend(request: recommend_request):

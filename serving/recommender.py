@@ -18,6 +18,7 @@ from ntr.pipelines.events import (
     REASON_GRANULARITY,
     Granularity,
 )
+from ntr.reasons.threshold import NEVER
 from ntr.retrieval.exported import ExportedModel
 from ntr.serving.topk import TopK
 
@@ -33,6 +34,10 @@ class RecommenderConfig:
       all of that creator's items.
     suppress_category: a dislike with a category-granularity reason drops the disliked
       item's categories.
+    predicted_threshold: a reason the reason model predicted (`reason_source="predicted"`)
+      counts only when its confidence is at least this; below it the event reaches the model
+      and the filters without a reason, so only the item goes. The default never trusts a
+      prediction; `ntr serve --reasons` sets the threshold chosen on validation users.
     """
 
     candidate_factor: int = 4
@@ -40,6 +45,7 @@ class RecommenderConfig:
     exclude_consumed: bool = True
     suppress_creator: bool = True
     suppress_category: bool = True
+    predicted_threshold: float = NEVER
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +78,14 @@ class _Exclusions:
     items: dict[str, str]  # item id -> why
     creators: dict[str, str]
     categories: dict[str, str]
+    details: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)  # (kind, id) -> detail
+
+
+def trusted(event: dict, threshold: float) -> dict:
+    """The event as the Recommender acts on it: a predicted reason under `threshold` is dropped."""
+    if event.get("reason_source") == "predicted" and (event.get("reason_confidence") or 0.0) < threshold:
+        return {**event, "reason": None}
+    return event
 
 
 def dislike_granularity(event: dict) -> Granularity | None:
@@ -111,28 +125,47 @@ class Recommender:
         for event in history:
             row = self.model.item_index.get(event["item_id"])
             granularity = dislike_granularity(event)
+            predicted = event.get("reason_source") == "predicted" and event.get("reason")
+            if predicted and granularity is None:
+                # A skip whose reason was predicted with enough confidence acts like a dislike.
+                granularity = REASON_GRANULARITY.get(event["reason"], Granularity.ITEM)
             if granularity is not None:
                 out.items.setdefault(event["item_id"], "disliked")
                 if row is None:
                     continue
+                suffix = "_predicted" if predicted else ""
+                confidence = event.get("reason_confidence") or 0.0
+                detail = (
+                    f"reason {event['reason']!r} predicted with p={confidence:.2f} (threshold "
+                    f"{self.config.predicted_threshold:.2f}) for {event['action']} of {event['item_id']}"
+                )
                 if granularity is Granularity.CREATOR and self.config.suppress_creator:
-                    if items[row].get("creator_id"):
-                        out.creators.setdefault(items[row]["creator_id"], "creator_disliked")
+                    creator = items[row].get("creator_id")
+                    if creator and creator not in out.creators:
+                        out.creators[creator] = "creator_disliked" + suffix
+                        if predicted:
+                            out.details["creator", creator] = detail
                 elif granularity is Granularity.CATEGORY and self.config.suppress_category:
                     for category in items[row].get("categories", []):
-                        out.categories.setdefault(category, "category_disliked")
+                        if category not in out.categories:
+                            out.categories[category] = "category_disliked" + suffix
+                            if predicted:
+                                out.details["category", category] = detail
             elif self.config.exclude_consumed:
                 out.items.setdefault(event["item_id"], "consumed")
         return out
 
-    def _why(self, row: int, exclusions: _Exclusions) -> str | None:
+    def _why(self, row: int, exclusions: _Exclusions) -> tuple[str, str | None] | None:
+        """(why, detail) when the item is excluded, else None."""
         item = self.model.items[row]
-        why = exclusions.items.get(item["item_id"]) or exclusions.creators.get(item.get("creator_id", ""))
-        if why:
-            return why
+        if item["item_id"] in exclusions.items:
+            return exclusions.items[item["item_id"]], None
+        creator = item.get("creator_id", "")
+        if creator in exclusions.creators:
+            return exclusions.creators[creator], exclusions.details.get(("creator", creator))
         for category in item.get("categories", []):
             if category in exclusions.categories:
-                return exclusions.categories[category]
+                return exclusions.categories[category], exclusions.details.get(("category", category))
         return None
 
     def recommend(self, history: list[dict], k: int = 10, filters: Filters | None = None) -> Recommendation:
@@ -157,7 +190,8 @@ class Recommender:
         if not 1 <= k <= num_items:
             raise ValueError(f"k must be in [1, {num_items}] (the catalogue size), got {k}.")
         filters = filters or [None] * len(histories)
-        known = [self.model.known(history) for history in histories]
+        threshold = self.config.predicted_threshold
+        known = [self.model.known([trusted(e, threshold) for e in history]) for history in histories]
         queries = self.model.encode([events for events, _ in known])
         cold = ~np.any(queries != 0, axis=1)
         exclusions = [
@@ -194,9 +228,11 @@ class Recommender:
             row = int(row)
             item = self.model.items[row]
             score = float(scores[position]) if scores is not None else 0.0
-            why = self._why(row, exclusions)
-            if why:
-                filtered.append({"item_id": item["item_id"], "score": score, "why": why})
+            excluded = self._why(row, exclusions)
+            if excluded:
+                why, detail = excluded
+                entry = {"item_id": item["item_id"], "score": score, "why": why}
+                filtered.append(entry if detail is None else {**entry, "detail": detail})
                 continue
             items.append(
                 {

@@ -57,7 +57,13 @@ class RecommendedItem(BaseModel):
 class FilteredItem(BaseModel):
     item_id: str
     score: float
-    why: str = Field(description="consumed, disliked, creator_disliked, category_disliked or request_filter")
+    why: str = Field(
+        description="consumed, disliked, creator_disliked, category_disliked, creator_disliked_predicted, "
+        "category_disliked_predicted or request_filter"
+    )
+    detail: str | None = Field(
+        default=None, description="for a predicted reason: which, with what probability"
+    )
 
 
 class RecommendResponse(BaseModel):
@@ -69,10 +75,22 @@ class RecommendResponse(BaseModel):
     filtered: list[FilteredItem] | None = Field(default=None, description="only with debug=true")
 
 
+class PredictedReason(BaseModel):
+    index: int = Field(description="position of the event in the request")
+    item_id: str
+    reason: str = Field(description="the reason model's most probable reason")
+    confidence: float = Field(description="its probability")
+    acts_on: str = Field(description="what the next recommendations drop: item, creator or category")
+    why: str
+
+
 class EventsResponse(BaseModel):
     user_id: str
     accepted: int
     unknown_items: list[str] = Field(description="stored, but unknown to the current model")
+    predicted_reasons: list[PredictedReason] = Field(
+        default_factory=list, description="reasons filled in by the reason model (ntr serve --reasons)"
+    )
 
 
 class ModelInfo(BaseModel):
@@ -83,6 +101,9 @@ class ModelInfo(BaseModel):
     dim: int
     index: dict
     limits: dict
+    reasons: dict | None = Field(
+        default=None, description="the reason model's held-out figures and group-removal threshold"
+    )
 
 
 class Health(BaseModel):

@@ -32,6 +32,12 @@ class ServiceConfig:
       synchronous: "NORMAL" (survives a process kill) or "FULL" (also power loss).
       limits: request limits.
       recommender: candidate and filter settings.
+      reasons_dir: a reason model (`ntr reasons train`) that fills in missing reasons of posted
+        negatives, or None.
+      items_path: the catalogue the reason model describes items from (items.jsonl).
+      label_skips: also predict reasons for skips.
+      reason_threshold: the confidence a predicted reason needs to remove a whole creator or
+        category; None takes the one chosen on validation users at training.
     """
 
     model_dir: str
@@ -40,6 +46,10 @@ class ServiceConfig:
     synchronous: str = "NORMAL"
     limits: ServiceLimits = dataclasses.field(default_factory=ServiceLimits)
     recommender: RecommenderConfig = dataclasses.field(default_factory=RecommenderConfig)
+    reasons_dir: str | None = None
+    items_path: str | None = None
+    label_skips: bool = False
+    reason_threshold: float | None = None
 
 
 def warm_up(recommender: Recommender) -> None:
@@ -71,13 +81,23 @@ def build_app(config: ServiceConfig):
         }
     os.makedirs(os.path.dirname(os.path.abspath(config.db_path)), exist_ok=True)
     store = EventStore(config.db_path, config.synchronous)
-    recommender = Recommender(model, index, config.recommender)
+    reasons, recommender_config = None, config.recommender
+    if config.reasons_dir is not None:
+        from ntr.serving.reasons import OnlineReasons, load_items  # noqa: PLC0415 (torch)
+
+        if config.items_path is None:
+            raise ValueError("serving a reason model needs the catalogue: set items_path (--items).")
+        reasons = OnlineReasons(config.reasons_dir, load_items(config.items_path), config.label_skips)
+        threshold = reasons.threshold if config.reason_threshold is None else config.reason_threshold
+        recommender_config = dataclasses.replace(recommender_config, predicted_threshold=threshold)
+        reasons.warm_up()
+    recommender = Recommender(model, index, recommender_config)
     warm_up(recommender)
     # TensorFlow leaves millions of long-lived Python objects; a full GC pass over them stalls
     # requests for 100+ ms. Freezing moves them out of the collector's sight.
     gc.collect()
     gc.freeze()
-    app = create_app(recommender, store, config.limits, info)
+    app = create_app(recommender, store, config.limits, info, reasons)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):

@@ -22,11 +22,20 @@ CREATE TABLE IF NOT EXISTS events (
     action TEXT NOT NULL,
     watch_ms INTEGER,
     duration_ms INTEGER,
-    reason TEXT
+    reason TEXT,
+    reason_source TEXT,
+    reason_confidence REAL
 );
 CREATE INDEX IF NOT EXISTS events_by_user ON events (user_id, timestamp, seq);
 """
 _FIELDS = ("item_id", "timestamp", "action", "watch_ms", "duration_ms", "reason")
+# Where a reason came from ("stated" by the user or "predicted" by the reason model) and the
+# prediction's probability; NULL for events without a reason. Stores made before these columns
+# existed get them on open.
+STATED, PREDICTED = "stated", "predicted"
+_REASON_FIELDS = ("reason_source", "reason_confidence")
+_ADDED_COLUMNS = {"reason_source": "TEXT", "reason_confidence": "REAL"}
+_COLUMNS = ("user_id", *_FIELDS, *_REASON_FIELDS)
 
 
 class EventStore:
@@ -47,16 +56,20 @@ class EventStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.executescript(_SCHEMA)
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
+        for column, kind in _ADDED_COLUMNS.items():
+            if column not in present:
+                self._db.execute(f"ALTER TABLE events ADD COLUMN {column} {kind}")
 
     def append(self, user_id: str, events: list[dict]) -> int:
-        """Stores `events` (canonical dicts) for `user_id` in one transaction; returns how many."""
-        rows = [(user_id, *(event.get(field) for field in _FIELDS)) for event in events]
+        """Stores `events` (canonical dicts, optionally with reason_source and reason_confidence)
+        for `user_id` in one transaction; returns how many."""
+        rows = [(user_id, *(event.get(field) for field in _FIELDS + _REASON_FIELDS)) for event in events]
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.executemany(
-                    "INSERT INTO events (user_id, item_id, timestamp, action, watch_ms, duration_ms, reason) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
                     rows,
                 )
             except sqlite3.Error:
@@ -66,8 +79,12 @@ class EventStore:
         return len(rows)
 
     def history(self, user_id: str, limit: int | None = None) -> list[dict]:
-        """The user's events, oldest first (by timestamp, then arrival); the last `limit` only."""
-        query = "SELECT user_id, item_id, timestamp, action, watch_ms, duration_ms, reason FROM events "
+        """The user's events, oldest first (by timestamp, then arrival); the last `limit` only.
+
+        Each is a canonical event; one whose reason has a recorded source also carries
+        `reason_source` and `reason_confidence`.
+        """
+        query = f"SELECT {', '.join(_COLUMNS)} FROM events "
         query += "WHERE user_id = ? ORDER BY timestamp DESC, seq DESC"
         params: tuple = (user_id,)
         if limit is not None:
@@ -75,7 +92,14 @@ class EventStore:
             params += (int(limit),)
         with self._lock:
             rows = self._db.execute(query, params).fetchall()
-        return [dict(zip(EVENT_COLUMNS, row, strict=True)) for row in reversed(rows)]
+        out = []
+        for row in reversed(rows):
+            event = dict(zip(EVENT_COLUMNS, row[: len(EVENT_COLUMNS)], strict=True))
+            source, confidence = row[len(EVENT_COLUMNS) :]
+            if source is not None:
+                event.update(reason_source=source, reason_confidence=confidence)
+            out.append(event)
+        return out
 
     def count(self) -> int:
         with self._lock:

@@ -68,6 +68,11 @@ def test_cli_trains_then_labels(tiny_data, tmp_path):
     shutil.copytree(os.path.join(os.path.dirname(tiny_data), "raw"), workdir / "raw")
     assert main(["reasons", "train", "--workdir", str(workdir), "--epochs", "2", "--grpo-steps", "2"]) == 0
     meta = json.loads((workdir / "reasons" / "config.json").read_text())
-    assert set(meta["metrics"]) == {"reason", "dislike"} and meta["reasons"] == list(REASONS)
+    assert set(meta["metrics"]) == {"reason", "dislike", "group_removal"} and meta["reasons"] == list(REASONS)
+    # The group-removal threshold was chosen on validation users and measured on test users.
+    serving = meta["serving"]
+    assert serving["target_precision"] == 0.9 and 0 <= serving["threshold"] <= 1.01
+    assert serving["precision"] is None or serving["precision"] >= 0.9
+    assert meta["metrics"]["group_removal"]["threshold"] == serving["threshold"]
     assert main(["reasons", "label", "--workdir", str(workdir)]) == 0
     assert (workdir / "raw" / "events.labelled.jsonl").exists()

@@ -1,5 +1,6 @@
 """The reason policy's log-probabilities and KL by hand, and a tiny end-to-end training run."""
 
+import dataclasses
 import math
 import os
 
@@ -41,7 +42,14 @@ def test_tiny_training_run(tiny_data, tmp_path):
     raw = os.path.join(os.path.dirname(tiny_data), "raw")
     config = ReasonDataConfig(max_explicit=60, max_skips=60, max_others=60)
     examples = build_examples(raw, config)
-    assert set(examples["train"].user).isdisjoint(examples["test"].user)
+    users = {name: set(split.user) for name, split in examples.items()}
+    assert users["train"].isdisjoint(users["test"]) and users["valid"].isdisjoint(
+        users["train"] | users["test"]
+    )
+    assert users["valid"]  # 10% of the users by default
+    # The test users do not depend on whether a validation split is taken.
+    no_valid = build_examples(raw, dataclasses.replace(config, valid_share=0.0))
+    assert set(no_valid["test"].user) == users["test"] and not len(no_valid["valid"])
     assert build_examples(raw, config)["train"].profile == examples["train"].profile  # seeded
     for split in examples.values():
         skips = split.negative & ~split.explicit

@@ -1,0 +1,178 @@
+"""Reasons at serve time: a negative that says nothing about why gets the reason model's guess.
+
+`POST /v1/events` hands each explicit negative without a reason (and, with `label_skips`,
+each skip) to `OnlineReasons.fill`, which builds the same three texts `ntr reasons train`
+learnt from (the user's profile from their stored history, the item, their relation), encodes
+them with MiniLM and stores the greedy reason with its probability and
+`reason_source="predicted"`. Stated reasons are stored with `reason_source="stated"`.
+
+Whether a predicted reason may remove a whole creator or category is the Recommender's call
+(`RecommenderConfig.predicted_threshold`, from the reason model's validation figures).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from ntr.pipelines.events import (
+    ACTION_DEFAULT_REASON,
+    EXPLICIT_NEGATIVE_ACTIONS,
+    REASONS,
+    Label,
+    LabelConfig,
+    label_event,
+)
+from ntr.reasons.profile import ProfileConfig, exposure_texts
+from ntr.reasons.threshold import NEVER
+from ntr.serving.store import PREDICTED, STATED
+
+
+def load_items(path: str) -> dict[str, dict]:
+    """items.jsonl (item_id, creator_id, categories, text, duration_ms) by item id."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"{path} is missing: the reason model describes items from the catalogue; pass --items "
+            "with the items.jsonl the model was trained on (WORKDIR/raw/items.jsonl)."
+        )
+    with open(path, encoding="utf-8") as handle:
+        return {row["item_id"]: row for row in map(json.loads, handle)}
+
+
+def _as_stated(event: dict) -> dict:
+    return {**event, "reason": None} if event.get("reason_source") == PREDICTED else event
+
+
+class OnlineReasons:
+    """The reason model, its text encoder and the catalogue, loaded once at start-up."""
+
+    def __init__(
+        self,
+        model_dir: str,
+        items: dict[str, dict],
+        label_skips: bool = False,
+        history_len: int = 100,
+        encoder=None,
+    ):
+        """Args:
+        model_dir: `ntr reasons train`'s folder (model.pt, config.json).
+        items: the catalogue by item id (`load_items`).
+        label_skips: also predict a reason for skips (views under the skip rule).
+        history_len: stored events the profile describes (the training texts used 100).
+        encoder: a `TextEncoder` (default: MiniLM on CPU, loaded here).
+        """
+        import torch  # noqa: PLC0415 (torch only when reasons are served)
+
+        from ntr.reasons.encoder import TextEncoder  # noqa: PLC0415
+        from ntr.reasons.label import CONFIG_FILE, load_reason_model  # noqa: PLC0415
+
+        self._torch = torch
+        self.model = load_reason_model(model_dir)
+        with open(os.path.join(model_dir, CONFIG_FILE), encoding="utf-8") as handle:
+            self.card = json.load(handle)
+        self.items = items
+        self.label_skips = label_skips
+        self.history_len = history_len
+        self.encoder = encoder or TextEncoder()
+        self.label_config, self.profile_config = LabelConfig(), ProfileConfig()
+        # Item descriptions and relation sentences repeat; profiles rarely do.
+        self._cache: dict[str, np.ndarray] = {}
+
+    @property
+    def threshold(self) -> float:
+        """The validation-chosen confidence for group removals (NEVER for models without one)."""
+        return float(self.card.get("serving", {}).get("threshold", NEVER))
+
+    def info(self) -> dict:
+        """What /v1/model says about the reason model: its held-out figures and threshold."""
+        return {
+            "metrics": self.card.get("metrics", {}),
+            "serving": self.card.get("serving", {}),
+            "label_skips": self.label_skips,
+        }
+
+    def warm_up(self) -> None:
+        """One prediction before serving: MiniLM's first calls are far slower than later ones."""
+        item = next(iter(self.items))
+        for _ in range(3):
+            self.fill([], [{"item_id": item, "timestamp": 1, "action": "dislike", "reason": None}])
+        self._cache.clear()  # the warm-up's texts are not traffic
+
+    def _encode(self, texts: list[str], cached: bool) -> np.ndarray:
+        if not cached:
+            return self.encoder.encode(texts)
+        missing = sorted({t for t in texts if t not in self._cache})
+        if missing:
+            for text, vector in zip(missing, self.encoder.encode(missing), strict=True):
+                self._cache[text] = vector
+        return np.stack([self._cache[t] for t in texts])
+
+    def wants(self, event: dict) -> bool:
+        """True for an explicit negative without a reason (and, with label_skips, a skip).
+
+        Actions that imply their reason (hide_creator, not_interested, report) keep it.
+        """
+        if (
+            event.get("reason")
+            or event["item_id"] not in self.items
+            or event["action"] in ACTION_DEFAULT_REASON
+        ):
+            return False
+        if event["action"] in EXPLICIT_NEGATIVE_ACTIONS:
+            return True
+        label, _ = label_event(
+            event["action"], event.get("watch_ms"), event.get("duration_ms"), self.label_config
+        )
+        return self.label_skips and label is Label.IMPLICIT_NEGATIVE
+
+    def fill(self, history: list[dict], events: list[dict]) -> list[dict]:
+        """Marks each event's reason source and predicts the missing reasons, in place.
+
+        Args:
+          history: the user's stored events, oldest first.
+          events: the new events, oldest first; each one's profile reads the history and the
+            new events before it.
+
+        Returns:
+          One entry per event that got a predicted reason: index, item_id, reason, confidence.
+        """
+        # Texts describe the log as the user stated it (as in training): earlier predictions
+        # are not read back as if the user had said them.
+        timeline = [_as_stated(e) for e in history[-self.history_len :]]
+        todo = []
+        for position, event in enumerate(events):
+            if event.get("reason"):
+                event["reason_source"] = STATED
+            elif self.wants(event):
+                todo.append((position, len(timeline)))
+            timeline.append(_as_stated(event))
+        if not todo:
+            return []
+        texts = [
+            exposure_texts(timeline, k, self.items, self.history_len, self.profile_config) for _, k in todo
+        ]
+        torch = self._torch
+        with torch.inference_mode():
+            vectors = [
+                torch.from_numpy(self._encode([t[name] for t in texts], cached=name != "profile"))
+                for name in ("profile", "item", "relation")
+            ]
+            q = torch.softmax(self.model(*vectors)[1], -1).numpy()
+        out = []
+        for (position, _), row in zip(todo, q, strict=True):
+            best = int(np.argmax(row))
+            event = events[position]
+            event.update(
+                reason=REASONS[best], reason_source=PREDICTED, reason_confidence=round(float(row[best]), 4)
+            )
+            out.append(
+                {
+                    "index": position,
+                    "item_id": event["item_id"],
+                    "reason": event["reason"],
+                    "confidence": event["reason_confidence"],
+                }
+            )
+        return out
