@@ -32,7 +32,8 @@ class ReasonDataConfig:
     """Attributes:
     holdout_share: share of users held out for testing.
     valid_share: share of users taken from the training side for validation (the serving
-      threshold of predicted group reasons is chosen there; 0 = no validation split).
+      threshold of predicted group reasons is chosen there, on their explicit dislikes only;
+      0 = no validation split).
     history_len: events before the exposure that the texts describe.
     max_explicit / max_skips / max_others: examples kept per split and kind (sampled).
     seed: user split and sampling.
@@ -130,6 +131,10 @@ def build_examples(raw_dir: str, config: ReasonDataConfig | None = None) -> dict
                 )
                 kinds[kind].append((user, k))
         caps = {"explicit": config.max_explicit, "skip": config.max_skips, "other": config.max_others}
+        if split == "valid":
+            # Validation only chooses the group-removal threshold, on explicit dislikes: encoding
+            # skips and other exposures there would cost MiniLM time for nothing.
+            caps.update(skip=0, other=0)
         chosen = []
         for kind, entries in kinds.items():
             if len(entries) > caps[kind]:

@@ -69,6 +69,7 @@ class OnlineReasons:
         from ntr.reasons.label import CONFIG_FILE, load_reason_model  # noqa: PLC0415
 
         self._torch = torch
+        self.model_dir = model_dir
         self.model = load_reason_model(model_dir)
         with open(os.path.join(model_dir, CONFIG_FILE), encoding="utf-8") as handle:
             self.card = json.load(handle)

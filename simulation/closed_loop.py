@@ -108,7 +108,8 @@ def logged_histories(raw_dir: str, users: np.ndarray) -> dict[int, list[dict]]:
         for line in handle:
             row = json.loads(line)
             if row["user_id"] in wanted:
-                row.pop("true_reason", None)
+                # `true_reason` (the hidden cause of a negative) stays: no ranker reads it, and
+                # the oracle arm of `reason_arms` needs it.
                 out[wanted[row["user_id"]]].append(row)
     for events in out.values():
         events.sort(key=lambda e: e["timestamp"])
@@ -292,6 +293,8 @@ def story(
             }
             if response.given[i]:
                 event["reason"] = str(reason_names[response.trigger[i]])
+            if response.true_reason[i] < len(TRUE_REASONS):
+                event["true_reason"] = str(reason_names[response.true_reason[i]])
             histories[i] = (histories[i] + [event])[-HISTORY_KEPT:]
         seen[:, step % seen.shape[1]] = chosen
         recent_cats[:, step % recent_cats.shape[1]] = cat.categories[chosen, 0]

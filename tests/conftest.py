@@ -73,3 +73,28 @@ def tiny_model(tiny_data, tmp_path_factory):
         return made[variant]
 
     return make
+
+
+def fixed_reason_model(directory: str, reason: str, confidence: float, threshold: float) -> str:
+    """Saves a reason model that answers `reason` with probability `confidence` whatever the
+    input (zero weights, set biases), its card giving `threshold` as the serving threshold."""
+    import math  # noqa: PLC0415
+
+    import torch  # noqa: PLC0415 (torch only for the tests that use it)
+
+    from ntr.pipelines.events import REASONS  # noqa: PLC0415
+    from ntr.reasons.label import save_reason_model  # noqa: PLC0415
+    from ntr.reasons.model import ReasonModel  # noqa: PLC0415
+    from ntr.reasons.train import ReasonTrainConfig  # noqa: PLC0415
+
+    torch.manual_seed(0)
+    model = ReasonModel(hidden=8)
+    rest = (1 - confidence) / (len(REASONS) - 1)
+    with torch.no_grad():
+        model.reason.weight.zero_()
+        model.reason.bias.copy_(
+            torch.tensor([math.log(confidence if r == reason else rest) for r in REASONS])
+        )
+    card = {"serving": {"threshold": threshold, "target_precision": 0.9}, "metrics": {"reason": {}}}
+    save_reason_model(model, ReasonTrainConfig(hidden=8), directory, card)
+    return directory

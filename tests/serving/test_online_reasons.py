@@ -2,23 +2,18 @@
 is removed only when the prediction clears the threshold (through the real server, and in the
 Recommender alone)."""
 
-import math
 import os
 import signal
 import sqlite3
 
 import httpx
 import pytest
-import torch
 
-from ntr.pipelines.events import REASONS
-from ntr.reasons.label import save_reason_model
-from ntr.reasons.model import ReasonModel
-from ntr.reasons.train import ReasonTrainConfig
 from ntr.retrieval.exported import ExportedModel
 from ntr.serving.process import ServerProcess
 from ntr.serving.recommender import Recommender, RecommenderConfig
 from ntr.serving.topk import BruteForce
+from tests.conftest import fixed_reason_model
 
 CONFIDENCE = 0.8  # the test model's probability of "creator", whatever the input
 CARD_THRESHOLD = 0.7
@@ -26,19 +21,8 @@ CARD_THRESHOLD = 0.7
 
 @pytest.fixture(scope="module")
 def reason_dir(tmp_path_factory):
-    """A reason model that always answers "creator" with probability 0.8 (weights zero, biases set)."""
-    torch.manual_seed(0)
-    model = ReasonModel(hidden=8)
-    with torch.no_grad():
-        model.reason.weight.zero_()
-        rest = (1 - CONFIDENCE) / (len(REASONS) - 1)
-        model.reason.bias.copy_(
-            torch.tensor([math.log(CONFIDENCE if r == "creator" else rest) for r in REASONS])
-        )
-    directory = str(tmp_path_factory.mktemp("reasons"))
-    card = {"serving": {"threshold": CARD_THRESHOLD, "target_precision": 0.9}, "metrics": {"reason": {}}}
-    save_reason_model(model, ReasonTrainConfig(hidden=8), directory, card)
-    return directory
+    """A reason model that always answers "creator" with probability 0.8."""
+    return fixed_reason_model(str(tmp_path_factory.mktemp("reasons")), "creator", CONFIDENCE, CARD_THRESHOLD)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +70,9 @@ def test_recommender_acts_on_a_predicted_reason_only_above_the_threshold(model, 
 
 def start(tiny_export, tiny_index, db, reason_dir, tiny_data, *flags):
     items = os.path.join(os.path.dirname(tiny_data), "raw", "items.jsonl")
-    return ServerProcess(tiny_export, tiny_index, db, "--reasons", reason_dir, "--items", items, "--max-k", "500", *flags)
+    return ServerProcess(
+        tiny_export, tiny_index, db, "--reasons", reason_dir, "--items", items, "--max-k", "500", *flags
+    )
 
 
 def test_a_reasonless_dislike_gets_a_stored_predicted_reason_through_the_server(
