@@ -39,7 +39,8 @@ class ReasonArm:
       reasons: an `OnlineReasons` (the predicted arm only).
       threshold: the confidence a prediction needs to remove a group (the Recommender's
         `predicted_threshold`; used here only to count what acted).
-      liked: optional callable(event) -> (creator liked?, category liked?) for the collateral.
+      liked: optional callable(key, event) -> (creator liked?, category liked?) for the
+        collateral; `key` is the user's position in the batch (the loop keeps users in order).
     """
 
     def __init__(self, ranker, arm: str, reasons=None, threshold: float = 1.01, liked=None):
@@ -91,10 +92,10 @@ class ReasonArm:
                 continue
             fields = {k: event[k] for k in ("reason", "reason_source", "reason_confidence")}
             self._memo[key, event["timestamp"], event["item_id"]] = fields
-            self._count(history[position], fields)
+            self._count(key, history[position], fields)
         return out
 
-    def _count(self, original: dict, fields: dict) -> None:
+    def _count(self, key, original: dict, fields: dict) -> None:
         self.counts["predicted"] += 1
         granularity = _granularity(fields["reason"])
         if granularity == "item" or fields["reason_confidence"] < self.threshold:
@@ -105,7 +106,7 @@ class ReasonArm:
             return
         self.counts["acted_wrong"] += 1
         if self.liked is not None:
-            creator_liked, category_liked = self.liked(original)
+            creator_liked, category_liked = self.liked(key, original)
             if granularity == "creator" and creator_liked:
                 self.counts["wrong_liked_creator"] += 1
             if granularity == "category" and category_liked:
