@@ -70,9 +70,8 @@ def loop_arm(workdir: str, variant: str, seed: int, arm: str, args) -> dict:
     reasons = None
     threshold = 1.01
     if arm == "predicted":
-        reasons = OnlineReasons(
-            os.path.join(workdir, f"reasons-s{seed}"), load_items(os.path.join(raw, "items.jsonl"))
-        )
+        items = load_items(os.path.join(raw, "items.jsonl"))
+        reasons = OnlineReasons(os.path.join(workdir, f"reasons-s{seed}"), items, threads=None)
         threshold = reasons.threshold
     model = ExportedModel(os.path.join(workdir, "models", model_tag(variant, seed)))
     ranker = RecommenderRanker.with_filters(model, config=RecommenderConfig(predicted_threshold=threshold))

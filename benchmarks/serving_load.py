@@ -103,8 +103,12 @@ def quiet_gc(run):
         gc.unfreeze()
 
 
-def event_for(model, rng: np.random.Generator, timestamp: int) -> dict:
+def event_for(model, rng: np.random.Generator, timestamp: int, reasonless: bool = False) -> dict:
+    """A third of them dislikes with a reason, the rest watches; with `reasonless`, a dislike
+    without a reason (the reason model predicts one)."""
     item = model.item_ids[int(rng.integers(len(model.item_ids)))]
+    if reasonless:
+        return {"item_id": item, "timestamp": timestamp, "action": "dislike"}
     if rng.random() < 1 / 3:
         reason = ("creator", "topic", "quality")[int(rng.integers(3))]
         return {"item_id": item, "timestamp": timestamp, "action": "dislike", "reason": reason}
@@ -117,11 +121,13 @@ def event_for(model, rng: np.random.Generator, timestamp: int) -> dict:
     }
 
 
-def load_run(model_dir, index_dir, users, model, rate, seconds, rng) -> dict:
+def load_run(model_dir, index_dir, users, model, rate, seconds, rng, flags=(), negatives_rate=None) -> dict:
+    """Open-loop load at `rate`/s (80% recommend, 20% event posts); with `negatives_rate`,
+    `rate` recommends/s plus `negatives_rate` reasonless dislikes/s instead."""
     from ntr.serving.process import ServerProcess  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as tmp:
-        server = ServerProcess(model_dir, index_dir, os.path.join(tmp, "events.sqlite"))
+        server = ServerProcess(model_dir, index_dir, os.path.join(tmp, "events.sqlite"), *flags)
         try:
             with httpx.Client(base_url=server.url, timeout=60) as client:
                 for user, history in users.items():
@@ -129,17 +135,16 @@ def load_run(model_dir, index_dir, users, model, rate, seconds, rng) -> dict:
                     response.raise_for_status()
             names = list(users)
             requests = []
-            for i in range(int(rate * seconds)):
+            share = RECOMMEND_SHARE if negatives_rate is None else rate / (rate + negatives_rate)
+            total_rate = rate if negatives_rate is None else rate + negatives_rate
+            for i in range(int(total_rate * seconds)):
                 user = names[int(rng.integers(len(names)))]
-                if rng.random() < RECOMMEND_SHARE:
+                if rng.random() < share:
                     requests.append(("/v1/recommend", {"user_id": user, "k": 10}))
                 else:
-                    requests.append(
-                        (
-                            "/v1/events",
-                            {"user_id": user, "events": [event_for(model, rng, 2_000_000_000 + i)]},
-                        )
-                    )
+                    event = event_for(model, rng, 2_000_000_000 + i, reasonless=negatives_rate is not None)
+                    requests.append(("/v1/events", {"user_id": user, "events": [event]}))
+            rate = total_rate
             # One second of the same load first opens the client's connections; not counted.
             warm = int(rate)
             start = time.perf_counter()
@@ -153,6 +158,11 @@ def load_run(model_dir, index_dir, users, model, rate, seconds, rng) -> dict:
         path: [r[0] * 1000 for (p, _), r in zip(requests, results, strict=True) if p == path and r[1] == 200]
         for path in ("/v1/recommend", "/v1/events")
     }
+    predicted = sum(
+        len(r[2].get("predicted_reasons", []))
+        for (p, _), r in zip(requests, results, strict=True)
+        if p == "/v1/events" and r[1] == 200
+    )
     errors = sum(1 for r in results if r[1] != 200)
     return {
         "latency_ms": latency,
@@ -160,6 +170,7 @@ def load_run(model_dir, index_dir, users, model, rate, seconds, rng) -> dict:
         "sent": len(requests),
         "wall": wall,
         "graceful": graceful,
+        "predicted": predicted,
     }
 
 
@@ -204,6 +215,24 @@ def kill_run(model_dir, index_dir, model, rate, kill_after, rng) -> dict:
     }
 
 
+def reasons_lines(arm: dict, args) -> list[str]:
+    """The online-reasons arm's rows: every event post is a dislike without a reason."""
+    rec, ev = arm["latency_ms"]["/v1/recommend"], arm["latency_ms"]["/v1/events"]
+    return [
+        f"With reason prediction (`ntr serve --reasons`; torch on 1 thread, MiniLM off the event loop): "
+        f"{args.rate:.0f} recommend/s plus {args.negatives_rate:.0f} dislikes/s posted without a reason, each "
+        f"given a predicted reason ({arm['predicted']} predicted; {arm['errors']} errors of {arm['sent']} sent; "
+        f"graceful shutdown {'clean' if arm['graceful'] else 'NOT clean'}). Targets: events p99 < 50 ms, "
+        "recommend p99 < 25 ms.\n",
+        "| what | p50 ms | p99 ms | requests |",
+        "|---|---|---|---|",
+        f"| HTTP POST /v1/recommend, alongside | {percentile(rec, 50):.2f} | {percentile(rec, 99):.2f} | {len(rec)} |",
+        f"| HTTP POST /v1/events, reason predicted | {percentile(ev, 50):.2f} | {percentile(ev, 99):.2f} | "
+        f"{len(ev)} |",
+        "",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", default="/tmp/ntr-bench-serve", help="world workdir (made if missing)")
@@ -215,6 +244,16 @@ def main() -> None:
         "--kill-after", type=float, default=10, help="seconds of event posts in the kill test"
     )
     parser.add_argument("--seed", type=int, default=0, help="request mix seed")
+    parser.add_argument(
+        "--reasons",
+        help="reason model for the online-reasons arm (default WORKDIR/reasons, trained if missing)",
+    )
+    parser.add_argument(
+        "--negatives-rate",
+        type=float,
+        default=50,
+        help="online-reasons arm: reasonless dislikes/s (0: no arm)",
+    )
     args = parser.parse_args()
     from ntr.retrieval.data import read_histories  # noqa: PLC0415
     from ntr.retrieval.exported import ExportedModel  # noqa: PLC0415
@@ -231,6 +270,17 @@ def main() -> None:
     reference = in_process_reference(model, index, users, 2000)
     load = load_run(model_dir, index_dir, users, model, args.rate, args.seconds, rng)
     kill = kill_run(model_dir, index_dir, model, args.rate, args.kill_after, rng)
+    arm = None
+    if args.negatives_rate > 0:
+        reasons_dir = args.reasons or os.path.join(args.workdir, "reasons")
+        if not os.path.exists(os.path.join(reasons_dir, "model.pt")):
+            from ntr.cli.main import main as ntr_main  # noqa: PLC0415
+
+            assert ntr_main(["reasons", "train", "--workdir", args.workdir, "--model-dir", reasons_dir]) == 0
+        flags = ("--reasons", reasons_dir, "--items", os.path.join(args.workdir, "raw", "items.jsonl"))
+        arm = load_run(
+            model_dir, index_dir, users, model, args.rate, args.seconds, rng, flags, args.negatives_rate
+        )
     rec, ev = load["latency_ms"]["/v1/recommend"], load["latency_ms"]["/v1/events"]
     done = len(rec) + len(ev)
     body = "\n".join(
@@ -251,6 +301,7 @@ def main() -> None:
             f"Throughput: {done / load['wall']:.1f} successful requests/s of {args.rate:.0f} offered "
             f"({load['errors']} errors of {load['sent']} sent). Graceful shutdown after the load: "
             f"{'clean' if load['graceful'] else 'NOT clean'}.\n",
+            *(reasons_lines(arm, args) if arm else []),
             f"Kill -9 mid-load ({args.rate:.0f} event posts/s, SIGKILL after {kill['sent'] // 2} were sent): "
             f"{kill['acknowledged']} acknowledged, {kill['stored']} stored, **{kill['lost']} acknowledged events lost**, "
             f"{kill['stored_unacknowledged']} stored whose reply never arrived (committed, killed before replying).",

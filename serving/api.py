@@ -15,6 +15,7 @@ or reason, over-long history, k out of range), 413 for bodies over the size limi
 import json
 
 from fastapi import FastAPI, HTTPException
+from fastapi.concurrency import run_in_threadpool
 from fastapi_offline import FastAPIOffline
 
 from ntr.pipelines.events import REASON_GRANULARITY, Granularity
@@ -154,8 +155,13 @@ def create_app(
     async def post_events(request: events_request):
         events = [event.model_dump() for event in request.events]
         predicted = []
-        if reasons is not None:
-            predicted = reasons.fill(store.history(request.user_id, limit=reasons.history_len), events)
+        if reasons is not None and any(reasons.wants(e) for e in events):
+            history = store.history(request.user_id, limit=reasons.history_len)
+            # MiniLM takes ~10 ms and releases the GIL: off the event loop, recommend requests
+            # keep being answered on the other core meanwhile.
+            predicted = await run_in_threadpool(reasons.fill, history, events)
+        elif reasons is not None:
+            reasons.fill([], events)  # marks stated reasons; predicts nothing
         else:
             for event in events:
                 if event.get("reason"):

@@ -55,6 +55,7 @@ class OnlineReasons:
         label_skips: bool = False,
         history_len: int = 100,
         encoder=None,
+        threads: int | None = 1,
     ):
         """Args:
         model_dir: `ntr reasons train`'s folder (model.pt, config.json).
@@ -62,6 +63,8 @@ class OnlineReasons:
         label_skips: also predict a reason for skips (views under the skip rule).
         history_len: stored events the profile describes (the training texts used 100).
         encoder: a `TextEncoder` (default: MiniLM on CPU, loaded here).
+        threads: torch's intra-op threads for this process (1 leaves a core to the retriever
+          in a service on 2 cores; None keeps torch's default).
         """
         import torch  # noqa: PLC0415 (torch only when reasons are served)
 
@@ -69,6 +72,8 @@ class OnlineReasons:
         from ntr.reasons.label import CONFIG_FILE, load_reason_model  # noqa: PLC0415
 
         self._torch = torch
+        if threads is not None:
+            torch.set_num_threads(threads)
         self.model_dir = model_dir
         self.model = load_reason_model(model_dir)
         with open(os.path.join(model_dir, CONFIG_FILE), encoding="utf-8") as handle:
