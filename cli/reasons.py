@@ -10,8 +10,11 @@ import time
 HELP = (
     "train: fit the reason model (MiniLM text embeddings + a head; supervised, then progressive GRPO) on "
     "WORKDIR/raw; label: write WORKDIR/raw/events.labelled.jsonl with reasons filled in for negatives that "
-    "have none (preprocess it with --events)."
+    "have none (preprocess it with --events). label runs as a Beam pipeline: Beam flags pass through, e.g. "
+    "--runner=DirectRunner --direct_num_workers=2."
 )
+# `ntr reasons label` hands flags it does not define to Beam (checked by cli.beam_args).
+ACCEPTS_BEAM_ARGS = True
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,20 +66,26 @@ def group_removal_on_test(model, batch, examples, threshold: float) -> dict:
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    from ntr.cli.progress import Progress  # noqa: PLC0415 (torch starts below)
     from ntr.reasons.encoder import EmbeddingCache  # noqa: PLC0415
-    from ntr.reasons.label import label_events, load_reason_model, save_reason_model  # noqa: PLC0415
+    from ntr.reasons.label import load_reason_model, save_reason_model  # noqa: PLC0415
 
     raw = os.path.join(args.workdir, "raw")
     model_dir = args.model_dir or os.path.join(args.workdir, "reasons")
     cache = EmbeddingCache(args.cache_dir or os.path.join(model_dir, "embeddings"))
     if not os.path.exists(os.path.join(raw, "events.jsonl")):
         raise FileNotFoundError(f"{raw}/events.jsonl is missing: run `ntr generate` (or a reader) first.")
-    if args.action == "label":
-        output = args.output or os.path.join(raw, "events.labelled.jsonl")
-        counts = label_events(
-            raw, load_reason_model(model_dir), cache, output, progress=Progress("labelling")
+    if args.action != "label" and extra:
+        raise ValueError(
+            f"`ntr reasons train` takes no Beam flags ({' '.join(extra)}); only label runs on Beam."
         )
+    if args.action == "label":
+        from ntr.reasons.beam_label import run_beam_label  # noqa: PLC0415
+
+        output = args.output or os.path.join(raw, "events.labelled.jsonl")
+        load_reason_model(model_dir)  # a missing or stale model fails here, before Beam starts
+        runner = next((a for a in extra if a.startswith("--runner")), "--runner=DirectRunner")
+        print(f"labelling {raw}/events.jsonl on Beam ({runner})", flush=True)
+        counts = run_beam_label(raw, model_dir, cache.directory, output, extra)
         print(json.dumps(counts, sort_keys=True))
         print(f"wrote {output}; train on it with `ntr preprocess --events {output}`")
         return 0

@@ -95,6 +95,19 @@ class EmbeddingCache:
             self._save(missing)
         return self.vectors[[self.index[t] for t in texts]] if texts else np.zeros((0, DIM), np.float32)
 
+    def lookup(self, texts: list[str]) -> np.ndarray:
+        """[len(texts), 384]: cached vectors; texts not cached are encoded together (one call,
+        so the result depends only on `texts`) and not added to the cache."""
+        missing = sorted({t for t in texts if t not in self.index})
+        fresh = {}
+        if missing:
+            if self._encoder is None:
+                self._encoder = TextEncoder()
+            fresh = dict(zip(missing, self._encoder.encode(missing), strict=True))
+        if not texts:
+            return np.zeros((0, DIM), np.float32)
+        return np.stack([fresh[t] if t in fresh else self.vectors[self.index[t]] for t in texts])
+
     def _save(self, added: list[str]) -> None:
         os.makedirs(self.directory, exist_ok=True)
         # Vectors first, then texts: a crash in between leaves more vectors than texts, which

@@ -59,6 +59,68 @@ def needs_reason(event: dict, config: LabelConfig) -> bool:
     return label in (Label.EXPLICIT_NEGATIVE, Label.IMPLICIT_NEGATIVE)
 
 
+def label_user(
+    events: list[dict],
+    items: dict[str, dict],
+    model: ReasonModel,
+    vectors,
+    history_len: int = 100,
+    batch_size: int = 512,
+) -> tuple[list[dict], dict]:
+    """One user's events (time-ordered) with the reasons of their negatives filled in.
+
+    Every text describes the log as it was stated: filled reasons are applied after all of the
+    user's predictions, so no prediction reads another. Texts are encoded per user by
+    `vectors(texts)` (cached vectors, or this user's batch), so the result does not depend on
+    which other users are labelled with it: the in-memory and the Beam labeller agree exactly.
+
+    Returns:
+      (events, counts): events with `reason`, `reason_source` ("log" or "model") and, for filled
+      ones, `reason_confidence`; counts of events, kept, filled and filled per reason.
+    """
+    label_config, profile_config = LabelConfig(), ProfileConfig()
+    todo = [k for k, e in enumerate(events) if e["item_id"] in items and needs_reason(e, label_config)]
+    filled = {}
+    for start in range(0, len(todo), batch_size):
+        chunk = todo[start : start + batch_size]
+        texts = [exposure_texts(events, k, items, history_len, profile_config) for k in chunk]
+        with torch.no_grad():
+            tensors = [
+                torch.from_numpy(vectors([t[name] for t in texts]))
+                for name in ("profile", "item", "relation")
+            ]
+            probabilities = torch.softmax(model(*tensors)[1], -1).numpy()
+        for k, q in zip(chunk, probabilities, strict=True):
+            best = int(np.argmax(q))
+            filled[k] = {
+                "reason": REASONS[best],
+                "reason_confidence": round(float(q[best]), 4),
+                "reason_source": "model",
+            }
+    counts = {"events": len(events), "kept": 0, "filled": len(filled), "filled_reasons": {}}
+    out = []
+    for k, event in enumerate(events):
+        event = {**event, **filled.get(k, {})}
+        if event.get("reason") and k not in filled:
+            event["reason_source"] = "log"
+            counts["kept"] += 1
+        if k in filled:
+            counts["filled_reasons"][event["reason"]] = counts["filled_reasons"].get(event["reason"], 0) + 1
+        out.append(event)
+    return out, counts
+
+
+def merge_counts(a: dict, b: dict) -> dict:
+    """The sum of two `label_user` counts."""
+    reasons = dict(a["filled_reasons"])
+    for reason, n in b["filled_reasons"].items():
+        reasons[reason] = reasons.get(reason, 0) + n
+    return {**{k: a[k] + b[k] for k in ("events", "kept", "filled")}, "filled_reasons": reasons}
+
+
+EMPTY_COUNTS = {"events": 0, "kept": 0, "filled": 0, "filled_reasons": {}}
+
+
 def label_events(
     raw_dir: str,
     model: ReasonModel,
@@ -70,54 +132,23 @@ def label_events(
 ) -> dict:
     """Writes `output` (JSONL): every event of raw/events.jsonl, negatives' reasons filled in.
 
+    The in-memory labeller (the Beam one, `reasons.beam_label`, gives the same events). Users
+    are written in id order, each user's events in time order. `cache` gives the vectors of the
+    texts it holds; the rest are encoded per user and not added to it.
+
     Returns:
       Counts: events, kept (reason from the log), filled (by the model), and per filled reason.
     """
     events_by_user, items = load_raw(raw_dir)
-    label_config, profile_config = LabelConfig(), ProfileConfig()
-    todo = []  # (user, position) of events to label
-    for user in sorted(events_by_user):
-        for k, event in enumerate(events_by_user[user]):
-            if event["item_id"] in items and needs_reason(event, label_config):
-                todo.append((user, k))
-    # Every text describes the log as it was stated: filled reasons are applied after all
-    # predictions, so no prediction reads another (and the batch size cannot change a result).
-    filled = {}
-    for start in range(0, len(todo), batch_size):
-        chunk = todo[start : start + batch_size]
-        texts = {"profile": [], "item": [], "relation": []}
-        for user, k in chunk:
-            exposure = exposure_texts(events_by_user[user], k, items, history_len, profile_config)
-            for name in texts:
-                texts[name].append(exposure[name])
-        with torch.no_grad():
-            tensors = [
-                torch.from_numpy(cache.encode(texts[name])) for name in ("profile", "item", "relation")
-            ]
-            probabilities = torch.softmax(model(*tensors)[1], -1).numpy()
-        for (user, k), q in zip(chunk, probabilities, strict=True):
-            best = int(np.argmax(q))
-            filled[user, k] = {
-                "reason": REASONS[best],
-                "reason_confidence": round(float(q[best]), 4),
-                "reason_source": "model",
-            }
-        if progress is not None:
-            progress(min(start + batch_size, len(todo)), len(todo))
-    for (user, k), values in filled.items():
-        events_by_user[user][k].update(values)
-    counts = {"events": 0, "kept": 0, "filled": len(todo), "filled_reasons": {}}
+    counts = dict(EMPTY_COUNTS)
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w", encoding="utf-8") as handle:
-        for user in sorted(events_by_user):
-            for event in events_by_user[user]:
-                counts["events"] += 1
-                if event.get("reason") and event.get("reason_source") != "model":
-                    event["reason_source"] = "log"
-                    counts["kept"] += 1
-                if event.get("reason_source") == "model":
-                    counts["filled_reasons"][event["reason"]] = (
-                        counts["filled_reasons"].get(event["reason"], 0) + 1
-                    )
-                handle.write(json.dumps(event, sort_keys=True) + "\n")
+        for done, user in enumerate(sorted(events_by_user), 1):
+            labelled, user_counts = label_user(
+                events_by_user[user], items, model, cache.lookup, history_len, batch_size
+            )
+            counts = merge_counts(counts, user_counts)
+            handle.writelines(json.dumps(event, sort_keys=True) + "\n" for event in labelled)
+            if progress is not None:
+                progress(done, len(events_by_user))
     return counts

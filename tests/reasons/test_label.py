@@ -35,9 +35,6 @@ def test_label_stage_keeps_existing_reasons(tiny_data, tmp_path):
     model = load_reason_model(str(tmp_path / "model"))
     cache = EmbeddingCache(str(tmp_path / "cache"))
     counts = label_events(str(raw), model, cache, str(tmp_path / "out.jsonl"))
-    # Texts describe the log as stated, so the batching cannot change what is written.
-    label_events(str(raw), model, cache, str(tmp_path / "small.jsonl"), batch_size=5)
-    assert (tmp_path / "small.jsonl").read_bytes() == (tmp_path / "out.jsonl").read_bytes()
     out = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     key = lambda r: (r["user_id"], r["timestamp"], r["item_id"], r["action"])  # noqa: E731
     before = {key(r): r for r in rows}
@@ -76,3 +73,31 @@ def test_cli_trains_then_labels(tiny_data, tmp_path):
     assert meta["metrics"]["group_removal"]["threshold"] == serving["threshold"]
     assert main(["reasons", "label", "--workdir", str(workdir)]) == 0
     assert (workdir / "raw" / "events.labelled.jsonl").exists()
+
+
+def test_beam_labeller_equals_the_in_memory_one(tiny_data, tmp_path):
+    from ntr.reasons.beam_label import run_beam_label  # noqa: PLC0415
+
+    raw = tmp_path / "raw"
+    shutil.copytree(os.path.join(os.path.dirname(tiny_data), "raw"), raw)
+    rows = [json.loads(line) for line in (raw / "events.jsonl").read_text().splitlines()]
+    explicit = [r for r in rows if r["action"] in ("dislike", "not_interested", "hide_creator", "report")]
+    for r in explicit[::2]:
+        r["reason"] = None
+    (raw / "events.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    torch.manual_seed(1)
+    save_reason_model(ReasonModel(hidden=16), ReasonTrainConfig(hidden=16), str(tmp_path / "model"), {})
+    model = load_reason_model(str(tmp_path / "model"))
+    cache_dir = str(tmp_path / "cache")
+    # Some texts cached beforehand (as after training), the rest encoded per user by both.
+    EmbeddingCache(cache_dir).encode(["no dislikes.", rows[0]["item_id"]])
+    memory = label_events(str(raw), model, EmbeddingCache(cache_dir), str(tmp_path / "memory.jsonl"))
+    beam_counts = run_beam_label(
+        str(raw), str(tmp_path / "model"), cache_dir, str(tmp_path / "beam.jsonl"), ["--direct_num_workers=2"]
+    )
+    memory_lines = (tmp_path / "memory.jsonl").read_text().splitlines()
+    beam_lines = (tmp_path / "beam.jsonl").read_text().splitlines()
+    assert sorted(beam_lines) == sorted(memory_lines) and len(beam_lines) == len(rows)
+    assert beam_counts["events_in"] == beam_counts["events_out"] == len(rows)
+    assert {k: beam_counts[k] for k in memory} == memory
+    assert memory["filled"] > 0 and memory["filled"] == sum(memory["filled_reasons"].values())
