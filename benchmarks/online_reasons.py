@@ -85,6 +85,62 @@ def loop_arm(workdir: str, variant: str, seed: int, arm: str, args) -> dict:
     return result
 
 
+def counterfactual_arms(workdir: str, variant: str, seed: int, pairs: int) -> dict:
+    """The counterfactual behind the filters: a reasonless dislike / a skip of X served as
+    stated (nothing to act on but the item) and with a predicted reason (skips labelled too)."""
+    from benchmarks.common import cached_counterfactual  # noqa: PLC0415
+    from ntr.retrieval.data import read_histories  # noqa: PLC0415
+    from ntr.retrieval.exported import ExportedModel  # noqa: PLC0415
+    from ntr.serving.reasons import OnlineReasons, load_items  # noqa: PLC0415
+    from ntr.serving.recommender import RecommenderConfig  # noqa: PLC0415
+    from ntr.simulation.rankers import RecommenderRanker  # noqa: PLC0415
+    from ntr.simulation.reason_arms import ReasonArm  # noqa: PLC0415
+
+    histories = read_histories(os.path.join(workdir, "data"), "test")
+    out = {}
+    for arm in ("stated", "predicted"):
+
+        def make(arm=arm):
+            model = ExportedModel(os.path.join(workdir, "models", model_tag(variant, seed)))
+            reasons, threshold = None, 1.01
+            if arm == "predicted":
+                items = load_items(os.path.join(workdir, "raw", "items.jsonl"))
+                reasons = OnlineReasons(os.path.join(workdir, f"reasons-s{seed}"), items, True, threads=None)
+                threshold = reasons.threshold
+            config = RecommenderConfig(predicted_threshold=threshold)
+            return ReasonArm(
+                RecommenderRanker.with_filters(model, config=config), arm, reasons, threshold, key_by="seed"
+            )
+
+        name = f"online-{arm}-{variant}-s{seed}-cf"
+        out[arm] = cached_counterfactual(workdir, name, histories, pairs, make, ("none", "skip"))
+    return out
+
+
+def counterfactual_lines(result: dict, pairs: int) -> list[str]:
+    lines = [
+        "",
+        f"Counterfactual behind the filters (seed 0, {pairs:,} pairs, top 20): after a dislike without a reason "
+        "(`none`) or a skip of X, the change of each share, served as stated (the item goes) and with a reason "
+        "predicted for it (`--label-skips` on).\n",
+        "| served | none → same creator | none → same category | skip → same creator | skip → same category |",
+        "|---|---|---|---|---|",
+    ]
+    for arm, name in (("stated", "as stated"), ("predicted", "with a predicted reason")):
+        cells = []
+        for branch in ("none", "skip"):
+            for share in ("creator", "category"):
+                entry = result[arm]["reasons"][branch][share]
+                value, ci = entry["value"], entry["ci95"]
+                cells.append(
+                    "n/a"
+                    if value is None
+                    else f"{100 * value:+.1f}% [{100 * ci[0]:+.1f}%, {100 * ci[1]:+.1f}%]"
+                )
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default="/tmp/ntr-bench", help="work directories go under here")
@@ -94,6 +150,7 @@ def main() -> None:
     parser.add_argument("--scale", default="default", help="world size (ntr generate --scale)")
     parser.add_argument("--users", type=int, default=1000, help="closed-loop users")
     parser.add_argument("--steps", type=int, default=30, help="closed-loop steps")
+    parser.add_argument("--pairs", type=int, default=1000, help="counterfactual pairs (0: no counterfactual)")
     parser.add_argument("--section", default="online_reasons", help="BENCHMARKS.md section to write")
     args = parser.parse_args()
     workdir = os.path.join(args.root, f"reasons-{args.scale}-given{args.share:g}")
@@ -183,6 +240,10 @@ def main() -> None:
         f"Reason model on held-out users' dislikes (true reasons): accuracy {mean_se(accuracy)[0]:.3f} ± "
         f"{mean_se(accuracy)[1]:.3f}."
     )
+    if args.pairs > 0:
+        lines += counterfactual_lines(
+            counterfactual_arms(workdir, args.variant, seeds[0], args.pairs), args.pairs
+        )
     write_section(args.section, "Online reasons in the closed loop", "\n".join(lines))
     print("\n".join(lines))
 

@@ -40,14 +40,23 @@ class ReasonArm:
       threshold: the confidence a prediction needs to remove a group (the Recommender's
         `predicted_threshold`; used here only to count what acted).
       liked: optional callable(key, event) -> (creator liked?, category liked?) for the
-        collateral; `key` is the user's position in the batch (the loop keeps users in order).
+        collateral; `key` is the user's position in the batch (the loop keeps users in order;
+        with key_by="seed" it is the seed, so leave `liked` out there).
+      key_by: what names a history across calls, for remembering predictions: "position" in
+        the batch (the closed loop) or its ranker "seed" (the counterfactual gives both branches
+        of a pair the pair's seed, so a prefix is predicted once for all its branches).
     """
 
-    def __init__(self, ranker, arm: str, reasons=None, threshold: float = 1.01, liked=None):
+    def __init__(
+        self, ranker, arm: str, reasons=None, threshold: float = 1.01, liked=None, key_by="position"
+    ):
         if arm not in ARMS:
             raise ValueError(f"arm must be one of {ARMS}, got {arm!r}.")
         if arm == "predicted" and reasons is None:
             raise ValueError("the predicted arm needs a reason model (OnlineReasons).")
+        if key_by not in ("position", "seed"):
+            raise ValueError(f"key_by must be position or seed, got {key_by!r}.")
+        self.key_by = key_by
         self.ranker, self.arm, self.reasons = ranker, arm, reasons
         self.model = ranker.model
         self.threshold, self.liked = threshold, liked
@@ -113,5 +122,6 @@ class ReasonArm:
                 self.counts["wrong_liked_category"] += 1
 
     def rank(self, histories: list[list[dict]], k: int, seeds: np.ndarray) -> np.ndarray:
-        prepared = [self.prepare(h, i) for i, h in enumerate(histories)]
+        keys = list(range(len(histories))) if self.key_by == "position" else [int(seed) for seed in seeds]
+        prepared = [self.prepare(h, key) for h, key in zip(histories, keys, strict=True)]
         return self.ranker.rank(prepared, k, seeds)
