@@ -133,12 +133,7 @@ class Recommender:
                 out.items.setdefault(event["item_id"], "disliked")
                 if row is None:
                     continue
-                suffix = "_predicted" if predicted else ""
-                confidence = event.get("reason_confidence") or 0.0
-                detail = (
-                    f"reason {event['reason']!r} predicted with p={confidence:.2f} (threshold "
-                    f"{self.config.predicted_threshold:.2f}) for {event['action']} of {event['item_id']}"
-                )
+                suffix, detail = ("_predicted", self._detail(event)) if predicted else ("", None)
                 if granularity is Granularity.CREATOR and self.config.suppress_creator:
                     creator = items[row].get("creator_id")
                     if creator and creator not in out.creators:
@@ -154,6 +149,14 @@ class Recommender:
             elif self.config.exclude_consumed:
                 out.items.setdefault(event["item_id"], "consumed")
         return out
+
+    def _detail(self, event: dict) -> str:
+        """Why a predicted reason removed a group (for debug output)."""
+        confidence = event.get("reason_confidence") or 0.0
+        return (
+            f"reason {event['reason']!r} predicted with p={confidence:.2f} (threshold "
+            f"{self.config.predicted_threshold:.2f}) for {event['action']} of {event['item_id']}"
+        )
 
     def _why(self, row: int, exclusions: _Exclusions) -> tuple[str, str | None] | None:
         """(why, detail) when the item is excluded, else None."""

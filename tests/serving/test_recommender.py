@@ -86,6 +86,16 @@ def test_item_level_dislike_removes_only_the_item(model, reason):
     assert everything(recommender, history) == set(model.item_ids) - {model.item_ids[3], model.item_ids[4]}
 
 
+def test_events_may_leave_out_optional_fields(model):
+    """Events from a log or a simulator often carry no `reason` key at all (not even None)."""
+    recommender = Recommender(model, BruteForce(model.embeddings))
+    bare = {"item_id": model.item_ids[4], "timestamp": 2, "action": "dislike"}
+    assert everything(recommender, [watched(model.item_ids[3], 1), bare]) == set(model.item_ids) - {
+        model.item_ids[3],
+        model.item_ids[4],
+    }
+
+
 def test_switches_and_request_filters(model):
     config = RecommenderConfig(exclude_consumed=False, suppress_creator=False)
     recommender = Recommender(model, BruteForce(model.embeddings), config)
