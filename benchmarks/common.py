@@ -7,6 +7,7 @@ Benchmarks import from here, never from each other.
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import os
 import platform
@@ -125,6 +126,18 @@ def model_ranker(workdir: str, tag: str, filters: bool = False):
 
     model = ExportedModel(os.path.join(workdir, "models", tag))
     return RecommenderRanker.with_filters(model) if filters else ModelRanker(model)
+
+
+@functools.cache
+def loop_start(workdir: str, num_users: int, steps: int):
+    """(ClosedLoopConfig, World, logged start histories) of a workdir's closed loop, built once
+    per process: every arm and seed of a benchmark runs on the same users and draws."""
+    from ntr.simulation import closed_loop as loop  # noqa: PLC0415
+
+    raw = os.path.join(workdir, "raw")
+    config = loop.ClosedLoopConfig(num_users=num_users, steps=steps)
+    world = loop.World.from_raw(raw)
+    return config, world, loop.logged_histories(raw, loop.sample_users(world, config))
 
 
 def cached_counterfactual(

@@ -23,7 +23,7 @@ import os
 
 import numpy as np
 
-from benchmarks.common import NTR, mean_se, model_tag, run, train_and_evaluate, write_section
+from benchmarks.common import NTR, loop_start, mean_se, model_tag, run, train_and_evaluate, write_section
 
 ARM_NAMES = {
     "item_only": "item only (no reasons)",
@@ -57,18 +57,16 @@ def loop_arm(workdir: str, variant: str, seed: int, arm: str, args) -> dict:
     if os.path.exists(path):
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
+    from ntr.reasons.data import load_items  # noqa: PLC0415
     from ntr.retrieval.exported import ExportedModel  # noqa: PLC0415
-    from ntr.serving.reasons import OnlineReasons, load_items  # noqa: PLC0415
+    from ntr.serving.reasons import OnlineReasons  # noqa: PLC0415
     from ntr.serving.recommender import RecommenderConfig  # noqa: PLC0415
     from ntr.simulation import closed_loop as loop  # noqa: PLC0415
     from ntr.simulation.rankers import RecommenderRanker  # noqa: PLC0415
     from ntr.simulation.reason_arms import ReasonArm  # noqa: PLC0415
 
     raw = os.path.join(workdir, "raw")
-    config = loop.ClosedLoopConfig(num_users=args.users, steps=args.steps)
-    world = loop.World.from_raw(raw)
-    users = loop.sample_users(world, config)
-    begin = loop.logged_histories(raw, users)
+    config, world, begin = loop_start(workdir, args.users, args.steps)
     reasons = None
     threshold = 1.01
     if arm in ("predicted", "predicted_all"):
@@ -92,9 +90,10 @@ def counterfactual_arms(workdir: str, variant: str, seed: int, pairs: int) -> di
     """The counterfactual behind the filters: a reasonless dislike / a skip of X served as
     stated (nothing to act on but the item) and with a predicted reason (skips labelled too)."""
     from benchmarks.common import cached_counterfactual  # noqa: PLC0415
+    from ntr.reasons.data import load_items  # noqa: PLC0415
     from ntr.retrieval.data import read_histories  # noqa: PLC0415
     from ntr.retrieval.exported import ExportedModel  # noqa: PLC0415
-    from ntr.serving.reasons import OnlineReasons, load_items  # noqa: PLC0415
+    from ntr.serving.reasons import OnlineReasons  # noqa: PLC0415
     from ntr.serving.recommender import RecommenderConfig  # noqa: PLC0415
     from ntr.simulation.rankers import RecommenderRanker  # noqa: PLC0415
     from ntr.simulation.reason_arms import ReasonArm  # noqa: PLC0415

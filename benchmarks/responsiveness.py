@@ -23,6 +23,7 @@ from benchmarks.common import (
     ALL_VARIANTS,
     MEASURES,
     cached_counterfactual,
+    loop_start,
     mean_se,
     model_ranker,
     model_tag,
@@ -51,10 +52,7 @@ def cached_story(args, variant: str, seed: int, filters: bool) -> dict:
     name = f"closed-loop-{tag}{'-filters' if filters else ''}-u{args.users}-t{args.steps}.json"
     path = os.path.join(args.workdir, "reports", name)
     if not os.path.exists(path):
-        raw = os.path.join(args.workdir, "raw")
-        config = loop.ClosedLoopConfig(num_users=args.users, steps=args.steps)
-        world = loop.World.from_raw(raw)
-        begin = loop.logged_histories(raw, loop.sample_users(world, config))
+        config, world, begin = loop_start(args.workdir, args.users, args.steps)
         model = ExportedModel(os.path.join(args.workdir, "models", tag))
         ranker = (
             RecommenderRanker.with_filters(model) if filters else ModelRanker(model, exclude_consumed=True)

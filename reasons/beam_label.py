@@ -34,13 +34,13 @@ class LabelUser(beam.DoFn):
 
     def setup(self):
         # Once per worker: the model, the cached vectors and MiniLM are too big to ship per element.
+        from ntr.reasons.data import load_items  # noqa: PLC0415
         from ntr.reasons.encoder import EmbeddingCache  # noqa: PLC0415 (torch on the worker)
         from ntr.reasons.label import load_reason_model  # noqa: PLC0415
 
         self.model = load_reason_model(self.model_dir)
         self.cache = EmbeddingCache(self.cache_dir)
-        with open(self.items_path, encoding="utf-8") as handle:
-            self.items = {row["item_id"]: row for row in map(json.loads, handle)}
+        self.items = load_items(self.items_path)
         self.users = 0
 
     def process(self, element):

@@ -78,13 +78,20 @@ class Examples:
         return len(self.user)
 
 
+def load_items(path: str) -> dict[str, dict]:
+    """items.jsonl (item_id, creator_id, categories, text, duration_ms) by item id."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"{path} is missing: the reason model describes items from the catalogue; pass the "
+            "items.jsonl the model was trained on (WORKDIR/raw/items.jsonl; `ntr serve --items`)."
+        )
+    with open(path, encoding="utf-8") as handle:
+        return {row["item_id"]: row for row in map(json.loads, handle)}
+
+
 def load_raw(raw_dir: str) -> tuple[dict[str, list[dict]], dict[str, dict]]:
     """Events per user (time-ordered) and the catalogue by item id."""
-    items = {}
-    with open(os.path.join(raw_dir, "items.jsonl"), encoding="utf-8") as handle:
-        for line in handle:
-            row = json.loads(line)
-            items[row["item_id"]] = row
+    items = load_items(os.path.join(raw_dir, "items.jsonl"))
     users = defaultdict(list)
     with open(os.path.join(raw_dir, "events.jsonl"), encoding="utf-8") as handle:
         for line in handle:

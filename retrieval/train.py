@@ -91,7 +91,6 @@ def _split_windows(data_dir: str) -> dict[str, int]:
     return windows
 
 
-
 def _train_batches(config: RetrievalConfig, data_dir: str, epoch: int, skip: int) -> tf.data.Dataset:
     dataset = sequence_dataset(
         data_dir,

@@ -154,18 +154,15 @@ def create_app(
     @app.post("/v1/events", response_model=EventsResponse)
     async def post_events(request: events_request):
         events = [event.model_dump() for event in request.events]
+        for event in events:
+            if event.get("reason"):
+                event["reason_source"] = STATED
         predicted = []
         if reasons is not None and any(reasons.wants(e) for e in events):
             history = store.history(request.user_id, limit=reasons.history_len)
             # MiniLM takes ~10 ms and releases the GIL: off the event loop, recommend requests
             # keep being answered on the other core meanwhile.
             predicted = await run_in_threadpool(reasons.fill, history, events)
-        elif reasons is not None:
-            reasons.fill([], events)  # marks stated reasons; predicts nothing
-        else:
-            for event in events:
-                if event.get("reason"):
-                    event["reason_source"] = STATED
         # Stored (and committed) before the answer: an acknowledged event survives a kill.
         store.append(request.user_id, events)
         unknown = sorted({e["item_id"] for e in events if e["item_id"] not in model.item_index})

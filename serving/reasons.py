@@ -30,17 +30,6 @@ from ntr.reasons.threshold import NEVER
 from ntr.serving.store import PREDICTED, STATED
 
 
-def load_items(path: str) -> dict[str, dict]:
-    """items.jsonl (item_id, creator_id, categories, text, duration_ms) by item id."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(
-            f"{path} is missing: the reason model describes items from the catalogue; pass --items "
-            "with the items.jsonl the model was trained on (WORKDIR/raw/items.jsonl)."
-        )
-    with open(path, encoding="utf-8") as handle:
-        return {row["item_id"]: row for row in map(json.loads, handle)}
-
-
 def _as_stated(event: dict) -> dict:
     return {**event, "reason": None} if event.get("reason_source") == PREDICTED else event
 
@@ -59,7 +48,7 @@ class OnlineReasons:
     ):
         """Args:
         model_dir: `ntr reasons train`'s folder (model.pt, config.json).
-        items: the catalogue by item id (`load_items`).
+        items: the catalogue by item id (`reasons.data.load_items`).
         label_skips: also predict a reason for skips (views under the skip rule).
         history_len: stored events the profile describes (the training texts used 100).
         encoder: a `TextEncoder` (default: MiniLM on CPU, loaded here).

@@ -20,6 +20,7 @@ from ntr.pipelines.events import (
 )
 from ntr.reasons.threshold import NEVER
 from ntr.retrieval.exported import ExportedModel
+from ntr.serving.store import PREDICTED
 from ntr.serving.topk import TopK
 
 
@@ -83,7 +84,7 @@ class _Exclusions:
 
 def trusted(event: dict, threshold: float) -> dict:
     """The event as the Recommender acts on it: a predicted reason under `threshold` is dropped."""
-    if event.get("reason_source") == "predicted" and (event.get("reason_confidence") or 0.0) < threshold:
+    if event.get("reason_source") == PREDICTED and (event.get("reason_confidence") or 0.0) < threshold:
         return {**event, "reason": None}
     return event
 
@@ -125,7 +126,7 @@ class Recommender:
         for event in history:
             row = self.model.item_index.get(event["item_id"])
             granularity = dislike_granularity(event)
-            predicted = event.get("reason_source") == "predicted" and event.get("reason")
+            predicted = event.get("reason_source") == PREDICTED and event.get("reason")
             if predicted and granularity is None:
                 # A skip whose reason was predicted with enough confidence acts like a dislike.
                 granularity = REASON_GRANULARITY.get(event["reason"], Granularity.ITEM)

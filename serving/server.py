@@ -83,7 +83,8 @@ def build_app(config: ServiceConfig):
     store = EventStore(config.db_path, config.synchronous)
     reasons, recommender_config = None, config.recommender
     if config.reasons_dir is not None:
-        from ntr.serving.reasons import OnlineReasons, load_items  # noqa: PLC0415 (torch)
+        from ntr.reasons.data import load_items  # noqa: PLC0415
+        from ntr.serving.reasons import OnlineReasons  # noqa: PLC0415 (torch)
 
         if config.items_path is None:
             raise ValueError("serving a reason model needs the catalogue: set items_path (--items).")

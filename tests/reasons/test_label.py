@@ -21,18 +21,27 @@ def test_needs_reason():
     assert not needs_reason({"action": "like", "watch_ms": 30_000, "duration_ms": 30_000}, config)
 
 
-def test_label_stage_keeps_existing_reasons(tiny_data, tmp_path):
+def half_reasonless_raw(tiny_data, tmp_path, seed: int):
+    """The tiny world's raw/ with every other explicit negative's reason dropped (those and the
+    skips need one), and an untrained reason model saved under tmp_path/model.
+
+    Returns:
+      (raw dir, the events as written, the loaded model).
+    """
     raw = tmp_path / "raw"
     shutil.copytree(os.path.join(os.path.dirname(tiny_data), "raw"), raw)
     rows = [json.loads(line) for line in (raw / "events.jsonl").read_text().splitlines()]
-    # Drop the reason of every other explicit negative: those (and the skips) need one.
     explicit = [r for r in rows if r["action"] in ("dislike", "not_interested", "hide_creator", "report")]
     for r in explicit[::2]:
         r["reason"] = None
     (raw / "events.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     save_reason_model(ReasonModel(hidden=16), ReasonTrainConfig(hidden=16), str(tmp_path / "model"), {})
-    model = load_reason_model(str(tmp_path / "model"))
+    return raw, rows, load_reason_model(str(tmp_path / "model"))
+
+
+def test_label_stage_keeps_existing_reasons(tiny_data, tmp_path):
+    raw, rows, model = half_reasonless_raw(tiny_data, tmp_path, seed=0)
     cache = EmbeddingCache(str(tmp_path / "cache"))
     counts = label_events(str(raw), model, cache, str(tmp_path / "out.jsonl"))
     out = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
@@ -78,16 +87,7 @@ def test_cli_trains_then_labels(tiny_data, tmp_path):
 def test_beam_labeller_equals_the_in_memory_one(tiny_data, tmp_path):
     from ntr.reasons.beam_label import run_beam_label  # noqa: PLC0415
 
-    raw = tmp_path / "raw"
-    shutil.copytree(os.path.join(os.path.dirname(tiny_data), "raw"), raw)
-    rows = [json.loads(line) for line in (raw / "events.jsonl").read_text().splitlines()]
-    explicit = [r for r in rows if r["action"] in ("dislike", "not_interested", "hide_creator", "report")]
-    for r in explicit[::2]:
-        r["reason"] = None
-    (raw / "events.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    torch.manual_seed(1)
-    save_reason_model(ReasonModel(hidden=16), ReasonTrainConfig(hidden=16), str(tmp_path / "model"), {})
-    model = load_reason_model(str(tmp_path / "model"))
+    raw, rows, model = half_reasonless_raw(tiny_data, tmp_path, seed=1)
     cache_dir = str(tmp_path / "cache")
     # Some texts cached beforehand (as after training), the rest encoded per user by both.
     EmbeddingCache(cache_dir).encode(["no dislikes.", rows[0]["item_id"]])

@@ -5,8 +5,9 @@ import os
 import numpy as np
 import pytest
 
+from ntr.reasons.data import load_items
 from ntr.retrieval.exported import ExportedModel
-from ntr.serving.reasons import OnlineReasons, load_items
+from ntr.serving.reasons import OnlineReasons
 from ntr.serving.recommender import RecommenderConfig
 from ntr.simulation.closed_loop import ClosedLoopConfig, World, logged_histories, sample_users, story
 from ntr.simulation.rankers import RecommenderRanker
