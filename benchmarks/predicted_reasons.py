@@ -71,7 +71,7 @@ def write_version(world: str, version: str, root: str) -> str:
                         cache,
                     ]
                 )
-            run([NTR, "reasons", "label", "--workdir", world, "--model-dir", model_dir, "--cache-dir", cache,
+            run([NTR, "reasons", "label", "--workdir", world, "--model-dir", model_dir,
                  "--output", events + ".part"])  # fmt: skip
         else:
             rewrite(os.path.join(world, "raw", "events.jsonl"), events + ".part", version)

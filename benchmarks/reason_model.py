@@ -2,7 +2,7 @@
 heuristic rule, supervised only, supervised + progressive GRPO, side by side in one run.
 
 Examples come from `build_examples` (seed 0 user split); the supervised and GRPO models are
-trained with 3 seeds on the same split and embeddings (cached under --cache). Reason accuracy
+trained with 3 seeds on the same split and features (item vectors cached under --cache). Reason accuracy
 and macro-F1 on held-out explicit dislikes and on held-out skips (whose true reasons only the
 world knows); dislike prediction accuracy / F1 on the held-out mix.
 
@@ -33,16 +33,17 @@ def main() -> None:
     parser.add_argument("--cache", default="/tmp/ntr-bench/reason-cache", help="embedding cache folder")
     parser.add_argument("--seeds", default="0,1,2", help="training seeds")
     args = parser.parse_args()
-    from ntr.reasons.data import build_examples  # noqa: PLC0415
+    from ntr.reasons.catalogue import ItemVectors  # noqa: PLC0415
+    from ntr.reasons.data import build_examples, load_raw  # noqa: PLC0415
     from ntr.reasons.encoder import EmbeddingCache  # noqa: PLC0415
     from ntr.reasons.evaluate import evaluate, heuristic_reasons, majority_reason, reason_metrics  # noqa: PLC0415
-    from ntr.reasons.train import ReasonTrainConfig, embed, train_grpo, train_supervised  # noqa: PLC0415
+    from ntr.reasons.train import ReasonTrainConfig, as_batch, train_grpo, train_supervised  # noqa: PLC0415
 
     prepare("world", args.workdir, "")
     started = time.perf_counter()
-    examples = build_examples(os.path.join(args.workdir, "raw"))
-    cache = EmbeddingCache(args.cache)
-    train, test = embed(examples["train"], cache), embed(examples["test"], cache)
+    by_user, items = load_raw(os.path.join(args.workdir, "raw"))
+    examples = build_examples(by_user, items, ItemVectors.embed(items, EmbeddingCache(args.cache)))
+    train, test = as_batch(examples["train"]), as_batch(examples["test"])
     prep_seconds = time.perf_counter() - started
     held = examples["test"]
     rows = {}
@@ -65,7 +66,8 @@ def main() -> None:
     lines = [
         f"Default world, {len(examples['train']):,} training examples, {len(held):,} from held-out users "
         f"({int(held.explicit.sum())} explicit dislikes, {int((held.negative & ~held.explicit).sum())} skips). "
-        f"Texts + embeddings: {prep_seconds:.0f} s with the cache as found. Models: 3 seeds, mean ± SE.\n",
+        f"Item vectors + features: {prep_seconds:.0f} s with the item-vector cache as found. "
+        "Models: 3 seeds, mean ± SE.\n",
         "| predictor | reason acc (explicit) | reason macro-F1 (explicit) | reason acc (skips) "
         "| reason macro-F1 (skips) | dislike acc | dislike F1 | train s |",
         "|---|---|---|---|---|---|---|---|",

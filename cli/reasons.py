@@ -8,7 +8,8 @@ import os
 import time
 
 HELP = (
-    "train: fit the reason model (MiniLM text embeddings + a head; supervised, then progressive GRPO) on "
+    "train: fit the reason model (MiniLM item vectors + history features + a head; supervised, then "
+    "progressive GRPO) on "
     "WORKDIR/raw; label: write WORKDIR/raw/events.labelled.jsonl with reasons filled in for negatives that "
     "have none (preprocess it with --events). label runs as a Beam pipeline: Beam flags pass through, e.g. "
     "--runner=DirectRunner --direct_num_workers=2."
@@ -20,7 +21,9 @@ ACCEPTS_BEAM_ARGS = True
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("train", "label"), help="what to do")
     parser.add_argument("--model-dir", help="reason model folder (default WORKDIR/reasons)")
-    parser.add_argument("--cache-dir", help="embedding cache (default WORKDIR/reasons/embeddings)")
+    parser.add_argument(
+        "--cache-dir", help="train: embedding cache of item descriptions (default WORKDIR/reasons/embeddings)"
+    )
     parser.add_argument("--epochs", type=int, default=30, help="train: supervised epochs")
     parser.add_argument(
         "--grpo-steps", type=int, default=100, help="train: GRPO steps per curriculum stage (0: off)"
@@ -66,12 +69,10 @@ def group_removal_on_test(model, batch, examples, threshold: float) -> dict:
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    from ntr.reasons.encoder import EmbeddingCache  # noqa: PLC0415
     from ntr.reasons.label import load_reason_model, save_reason_model  # noqa: PLC0415
 
     raw = os.path.join(args.workdir, "raw")
     model_dir = args.model_dir or os.path.join(args.workdir, "reasons")
-    cache = EmbeddingCache(args.cache_dir or os.path.join(model_dir, "embeddings"))
     if not os.path.exists(os.path.join(raw, "events.jsonl")):
         raise FileNotFoundError(f"{raw}/events.jsonl is missing: run `ntr generate` (or a reader) first.")
     if args.action != "label" and extra:
@@ -85,21 +86,29 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         load_reason_model(model_dir)  # a missing or stale model fails here, before Beam starts
         runner = next((a for a in extra if a.startswith("--runner")), "--runner=DirectRunner")
         print(f"labelling {raw}/events.jsonl on Beam ({runner})", flush=True)
-        counts = run_beam_label(raw, model_dir, cache.directory, output, extra)
+        counts = run_beam_label(raw, model_dir, output, extra)
         print(json.dumps(counts, sort_keys=True))
         print(f"wrote {output}; train on it with `ntr preprocess --events {output}`")
         return 0
-    from ntr.reasons.data import ReasonDataConfig, build_examples  # noqa: PLC0415
+    from ntr.reasons.catalogue import ItemVectors  # noqa: PLC0415
+    from ntr.reasons.data import ReasonDataConfig, build_examples, load_raw  # noqa: PLC0415
+    from ntr.reasons.encoder import EmbeddingCache  # noqa: PLC0415
     from ntr.reasons.evaluate import evaluate  # noqa: PLC0415
-    from ntr.reasons.train import ReasonTrainConfig, embed, train_grpo, train_supervised  # noqa: PLC0415
+    from ntr.reasons.train import ReasonTrainConfig, as_batch, train_grpo, train_supervised  # noqa: PLC0415
 
     started = time.perf_counter()
+    events_by_user, items = load_raw(raw)
+    cache = EmbeddingCache(args.cache_dir or os.path.join(model_dir, "embeddings"))
+    vectors = ItemVectors.embed(items, cache)
+    print(
+        f"embedded {len(items)} item descriptions in {time.perf_counter() - started:.0f}s "
+        f"(cached in {cache.directory})"
+    )
     data_config = ReasonDataConfig(seed=args.seed)
-    examples = build_examples(raw, data_config)
+    examples = build_examples(events_by_user, items, vectors, data_config)
     sizes = f"{len(examples['train'])} train, {len(examples['valid'])} valid, {len(examples['test'])} test"
-    print(f"examples: {sizes} ({time.perf_counter() - started:.0f}s)")
-    train, valid, test = (embed(examples[split], cache) for split in ("train", "valid", "test"))
-    print(f"embedded in {time.perf_counter() - started:.0f}s (cached in {cache.directory})")
+    print(f"examples: {sizes} ({time.perf_counter() - started:.0f}s)", flush=True)
+    train, valid, test = (as_batch(examples[split]) for split in ("train", "valid", "test"))
     config = ReasonTrainConfig(epochs=args.epochs, grpo_steps_per_stage=args.grpo_steps, seed=args.seed)
     model = train_supervised(train, config)
     if args.grpo_steps > 0:
@@ -108,7 +117,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     serving = serving_threshold(model, valid, examples["valid"], args.target_precision)
     metrics["group_removal"] = group_removal_on_test(model, test, examples["test"], serving["threshold"])
     extra = {"data": data_config.__dict__, "metrics": metrics, "serving": serving}
-    save_reason_model(model, config, model_dir, extra)
+    save_reason_model(model, config, model_dir, extra, vectors)
     print(json.dumps(metrics, indent=2, sort_keys=True))
     print(f"saved {model_dir} in {time.perf_counter() - started:.0f}s")
     return 0

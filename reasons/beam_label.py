@@ -1,7 +1,7 @@
 """`ntr reasons label` as a Beam pipeline: the in-memory labeller's output, at scale.
 
-    events.jsonl -> parse -> key by user -> GroupByKey -> LabelUser (reason model and MiniLM
-    loaded once per worker in `setup`; each user's texts encoded in one batch) -> JSONL
+    events.jsonl -> parse -> key by user -> GroupByKey -> LabelUser (reason model and catalogue
+    vectors loaded once per worker in `setup`; each user's exposures in one batch) -> JSONL
                                                     \\-> counts per user -> sum -> counts JSON
 
 Every user is labelled by `label.label_user`, as in the in-memory labeller, so the two write the
@@ -28,19 +28,19 @@ PROGRESS_EVERY = 200
 class LabelUser(beam.DoFn):
     """(user_id, events) -> labelled events (main output) and the user's counts (`counts`)."""
 
-    def __init__(self, model_dir: str, cache_dir: str, items_path: str, history_len: int = 100):
-        self.model_dir, self.cache_dir, self.items_path = model_dir, cache_dir, items_path
+    def __init__(self, model_dir: str, items_path: str, history_len: int = 100):
+        self.model_dir, self.items_path = model_dir, items_path
         self.history_len = history_len
 
     def setup(self):
-        # Once per worker: the model, the cached vectors and MiniLM are too big to ship per element.
+        # Once per worker: the model and the catalogue vectors are too big to ship per element.
+        from ntr.reasons.catalogue import ItemVectors  # noqa: PLC0415
         from ntr.reasons.data import load_items  # noqa: PLC0415
-        from ntr.reasons.encoder import EmbeddingCache  # noqa: PLC0415 (torch on the worker)
-        from ntr.reasons.label import load_reason_model  # noqa: PLC0415
+        from ntr.reasons.label import load_reason_model  # noqa: PLC0415 (torch on the worker)
 
         self.model = load_reason_model(self.model_dir)
-        self.cache = EmbeddingCache(self.cache_dir)
         self.items = load_items(self.items_path)
+        self.vectors = ItemVectors.load(self.model_dir, self.items)
         self.users = 0
 
     def process(self, element):
@@ -48,7 +48,7 @@ class LabelUser(beam.DoFn):
 
         _, events = element
         events = sorted(events, key=lambda e: e["timestamp"])  # as `load_raw` orders them
-        labelled, counts = label_user(events, self.items, self.model, self.cache.lookup, self.history_len)
+        labelled, counts = label_user(events, self.items, self.model, self.vectors, self.history_len)
         for event in labelled:
             yield json.dumps(event, sort_keys=True)
         yield beam.pvalue.TaggedOutput(COUNTS, counts)
@@ -74,9 +74,7 @@ class _SumCounts(beam.CombineFn):
         return accumulator
 
 
-def run_beam_label(
-    raw_dir: str, model_dir: str, cache_dir: str, output: str, beam_args: list[str] | None = None
-) -> dict:
+def run_beam_label(raw_dir: str, model_dir: str, output: str, beam_args: list[str] | None = None) -> dict:
     """Writes `output` (JSONL, one file) and `<output>.counts.json`; returns the counts.
 
     Raises:
@@ -93,7 +91,7 @@ def run_beam_label(
             | "ByUser" >> beam.Map(lambda e: (e["user_id"], e))
             | "Group" >> beam.GroupByKey()
             | "Label"
-            >> beam.ParDo(LabelUser(model_dir, cache_dir, os.path.join(raw_dir, "items.jsonl"))).with_outputs(
+            >> beam.ParDo(LabelUser(model_dir, os.path.join(raw_dir, "items.jsonl"))).with_outputs(
                 COUNTS, main="events"
             )
         )

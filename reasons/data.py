@@ -1,13 +1,14 @@
-"""Training examples for the reason model: (profile, item, relation) texts and labels per exposure.
+"""Training examples for the reason model: features and labels per exposure.
 
-Read from WORKDIR/raw (events.jsonl, items.jsonl). Each example is one exposure: the texts
-describe the user's history *before* it (last `history_len` events) and the item shown; the
-labels say whether it was a negative (explicit or skip) and why. Two reason columns keep what
-a model may learn from apart from what it is judged against: `reason` is what the log states
-(explicit dislikes with their `reason` filled in; skips never have one), the only label that
-training reads; `true_reason` is the world's hidden cause of any negative when the log has
-one (the synthetic world), else the logged reason, and only evaluation reads it. Users are
-split into train and held-out test by a seeded permutation.
+Read from WORKDIR/raw (events.jsonl, items.jsonl). Each example is one exposure: its features
+(`reasons.features`) describe the user's history *before* it (last `history_len` events), the
+item shown and their relation; the labels say whether it was a negative (explicit or skip) and
+why. Two reason columns keep what a model may learn from apart from what it is judged
+against: `reason` is what the log states (explicit dislikes with their `reason` filled in;
+skips never have one), the only label that training reads; `true_reason` is the world's
+hidden cause of any negative when the log has one (the synthetic world), else the logged
+reason, and only evaluation reads it. Users are split into train and held-out test by a
+seeded permutation.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from collections import defaultdict
 import numpy as np
 
 from ntr.pipelines.events import REASONS, Label, LabelConfig, label_event
-from ntr.reasons.profile import ProfileConfig, exposure_texts
+from ntr.reasons.features import FEATURE_DIM, FeatureConfig, exposure_features
 
-RELATION_FIELDS = ("creator_dislikes", "creator_likes", "topic_dislikes", "topic_likes", "repeats")
+# The raw counts the heuristic baseline reads (`Examples.counts`).
+RULE_FIELDS = ("creator_dislikes", "creator_likes", "topic_dislikes", "topic_likes", "repeats")
 
 NO_REASON = -1
 
@@ -34,7 +36,7 @@ class ReasonDataConfig:
     valid_share: share of users taken from the training side for validation (the serving
       threshold of predicted group reasons is chosen there, on their explicit dislikes only;
       0 = no validation split).
-    history_len: events before the exposure that the texts describe.
+    history_len: events before the exposure that the features describe.
     max_explicit / max_skips / max_others: examples kept per split and kind (sampled).
     seed: user split and sampling.
     """
@@ -53,20 +55,18 @@ class Examples:
     """Parallel lists/arrays, one entry per exposure.
 
     Attributes:
-      profile / item / relation: the three texts.
+      features: [n, FEATURE_DIM] float32 model inputs (`reasons.features.exposure_features`).
       negative: [n] bool, explicit negative or skip.
       explicit: [n] bool, explicit negative.
       reason: [n] int index into REASONS of the logged reason (the training label), NO_REASON
         when the log states none (skips, dislikes without a reason, non-negatives).
       true_reason: [n] int index into REASONS of the true cause of a negative (the evaluation
         truth), NO_REASON when unknown or not a negative.
-      counts: [n, len(RELATION_FIELDS)] int `relation_counts` (for the heuristic baseline).
+      counts: [n, len(RULE_FIELDS)] int raw counts (for the heuristic baseline).
       user: user ids.
     """
 
-    profile: list[str]
-    item: list[str]
-    relation: list[str]
+    features: np.ndarray
     negative: np.ndarray
     explicit: np.ndarray
     reason: np.ndarray
@@ -109,16 +109,26 @@ def split_users(users: list[str], holdout_share: float, seed: int) -> tuple[set[
     return set(order[:cut].tolist()), set(order[cut:].tolist())
 
 
-def build_examples(raw_dir: str, config: ReasonDataConfig | None = None) -> dict[str, Examples]:
-    """{"train", "valid", "test"}: Examples from WORKDIR/raw (valid is empty when valid_share is 0)."""
+def build_examples(
+    events_by_user: dict[str, list[dict]],
+    items: dict[str, dict],
+    vectors,
+    config: ReasonDataConfig | None = None,
+) -> dict[str, Examples]:
+    """{"train", "valid", "test"}: Examples (valid is empty when valid_share is 0).
+
+    Args:
+      events_by_user / items: `load_raw`'s output.
+      vectors: item id -> catalogue vector (`reasons.catalogue.ItemVectors`).
+      config: split shares, history length, sample sizes and seed.
+    """
     config = config or ReasonDataConfig()
-    events_by_user, items = load_raw(raw_dir)
     train_users, test_users = split_users(list(events_by_user), config.holdout_share, config.seed)
     # Validation users come out of the training side, so the test users stay those of a run
     # without validation (figures stay comparable).
     inner_share = config.valid_share / (1 - config.holdout_share) if config.valid_share else 0.0
     train_users, valid_users = split_users(list(train_users), inner_share, config.seed + 2)
-    label_config, profile_config = LabelConfig(), ProfileConfig()
+    label_config, feature_config = LabelConfig(), FeatureConfig()
     out = {}
     for number, (split, users) in enumerate(
         (("train", train_users), ("valid", valid_users), ("test", test_users))
@@ -139,8 +149,7 @@ def build_examples(raw_dir: str, config: ReasonDataConfig | None = None) -> dict
                 kinds[kind].append((user, k))
         caps = {"explicit": config.max_explicit, "skip": config.max_skips, "other": config.max_others}
         if split == "valid":
-            # Validation only chooses the group-removal threshold, on explicit dislikes: encoding
-            # skips and other exposures there would cost MiniLM time for nothing.
+            # Validation only chooses the group-removal threshold, on explicit dislikes.
             caps.update(skip=0, other=0)
         chosen = []
         for kind, entries in kinds.items():
@@ -152,10 +161,10 @@ def build_examples(raw_dir: str, config: ReasonDataConfig | None = None) -> dict
             event = events_by_user[user][k]
             logged = event.get("reason") if kind == "explicit" else None
             true_reason = event.get("true_reason") or logged
-            texts = exposure_texts(events_by_user[user], k, items, config.history_len, profile_config)
-            for name in ("profile", "item", "relation"):
-                columns[name].append(texts[name])
-            columns["counts"].append([texts["counts"][f] for f in RELATION_FIELDS])
+            history = events_by_user[user][max(0, k - config.history_len) : k]
+            features, numbers = exposure_features(history, event["item_id"], items, vectors, feature_config)
+            columns["features"].append(features)
+            columns["counts"].append([numbers[f] for f in RULE_FIELDS])
             columns["negative"].append(kind != "other")
             columns["explicit"].append(kind == "explicit")
             true_reason = true_reason if kind != "other" and true_reason in REASONS else None
@@ -163,14 +172,12 @@ def build_examples(raw_dir: str, config: ReasonDataConfig | None = None) -> dict
             columns["true_reason"].append(REASONS.index(true_reason) if true_reason else NO_REASON)
             columns["user"].append(user)
         out[split] = Examples(
-            profile=columns["profile"],
-            item=columns["item"],
-            relation=columns["relation"],
+            features=np.array(columns["features"], np.float32).reshape(-1, FEATURE_DIM),
             negative=np.array(columns["negative"], bool),
             explicit=np.array(columns["explicit"], bool),
             reason=np.array(columns["reason"], np.int64),
             true_reason=np.array(columns["true_reason"], np.int64),
-            counts=np.array(columns["counts"], np.int64).reshape(-1, len(RELATION_FIELDS)),
+            counts=np.array(columns["counts"], np.int64).reshape(-1, len(RULE_FIELDS)),
             user=columns["user"],
         )
     return out

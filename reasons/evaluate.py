@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ntr.pipelines.events import REASONS
-from ntr.reasons.data import NO_REASON, RELATION_FIELDS, Examples
+from ntr.reasons.data import NO_REASON, RULE_FIELDS, Examples
 
 REPEAT_THRESHOLD = 5  # same-topic shows in the last 10 that the rule calls repetition
 
@@ -55,7 +55,7 @@ def majority_reason(train: Examples) -> int:
 
 def heuristic_reasons(examples: Examples, fallback: int) -> np.ndarray:
     """The rule baseline on `Examples.counts`."""
-    c = {name: examples.counts[:, j] for j, name in enumerate(RELATION_FIELDS)}
+    c = {name: examples.counts[:, j] for j, name in enumerate(RULE_FIELDS)}
     out = np.full(len(examples), fallback, np.int64)
     out[c["repeats"] >= REPEAT_THRESHOLD] = REASONS.index("repetitive")
     out[c["topic_dislikes"] > 0] = REASONS.index("topic")

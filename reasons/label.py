@@ -18,21 +18,26 @@ import numpy as np
 import torch
 
 from ntr.pipelines.events import REASONS, Label, LabelConfig, label_event
+from ntr.reasons.catalogue import ItemVectors
 from ntr.reasons.data import load_raw
-from ntr.reasons.encoder import EmbeddingCache
+from ntr.reasons.features import FEATURE_DIM, NUMERIC_FIELDS, FeatureConfig, exposure_features
 from ntr.reasons.model import ReasonModel
-from ntr.reasons.profile import ProfileConfig, exposure_texts
 from ntr.reasons.train import ReasonTrainConfig
 
 MODEL_FILE, CONFIG_FILE = "model.pt", "config.json"
 
 
-def save_reason_model(model: ReasonModel, config: ReasonTrainConfig, directory: str, extra: dict) -> None:
-    """model.pt (weights) and config.json (training config + whatever `extra` records)."""
+def save_reason_model(
+    model: ReasonModel, config: ReasonTrainConfig, directory: str, extra: dict, vectors: ItemVectors
+) -> None:
+    """model.pt (weights), the catalogue vectors and config.json (training config, the feature
+    layout, and whatever `extra` records)."""
     os.makedirs(directory, exist_ok=True)
     torch.save(model.state_dict(), os.path.join(directory, MODEL_FILE))
+    vectors.save(directory)
+    meta = {"train": dataclasses.asdict(config), "reasons": list(REASONS), "features": list(NUMERIC_FIELDS)}
     with open(os.path.join(directory, CONFIG_FILE), "w", encoding="utf-8") as handle:
-        json.dump({"train": dataclasses.asdict(config), "reasons": list(REASONS), **extra}, handle, indent=2)
+        json.dump({**meta, **extra}, handle, indent=2)
 
 
 def load_reason_model(directory: str) -> ReasonModel:
@@ -45,8 +50,13 @@ def load_reason_model(directory: str) -> ReasonModel:
         raise ValueError(
             f"{directory} was trained for reasons {meta['reasons']}, not {list(REASONS)}; retrain it."
         )
+    if meta.get("features") != list(NUMERIC_FIELDS):
+        raise ValueError(
+            f"{directory} was trained on other features than this version of ntr reads (an older "
+            "model read MiniLM profile texts); retrain it with `ntr reasons train`."
+        )
     config = ReasonTrainConfig(**meta["train"])
-    model = ReasonModel(config.hidden, config.dropout)
+    model = ReasonModel(config.hidden, config.dropout, input_dim=FEATURE_DIM)
     model.load_state_dict(torch.load(os.path.join(directory, MODEL_FILE), weights_only=True))
     return model.eval()
 
@@ -63,33 +73,35 @@ def label_user(
     events: list[dict],
     items: dict[str, dict],
     model: ReasonModel,
-    vectors,
+    vectors: ItemVectors,
     history_len: int = 100,
     batch_size: int = 512,
 ) -> tuple[list[dict], dict]:
     """One user's events (time-ordered) with the reasons of their negatives filled in.
 
-    Every text describes the log as it was stated: filled reasons are applied after all of the
-    user's predictions, so no prediction reads another. Texts are encoded per user by
-    `vectors(texts)` (cached vectors, or this user's batch), so the result does not depend on
-    which other users are labelled with it: the in-memory and the Beam labeller agree exactly.
+    Every feature describes the log as it was stated: filled reasons are applied after all of
+    the user's predictions, so no prediction reads another. Nothing depends on which other
+    users are labelled with this one: the in-memory and the Beam labeller agree exactly.
 
     Returns:
       (events, counts): events with `reason`, `reason_source` ("log" or "model") and, for filled
       ones, `reason_confidence`; counts of events, kept, filled and filled per reason.
     """
-    label_config, profile_config = LabelConfig(), ProfileConfig()
+    label_config, feature_config = LabelConfig(), FeatureConfig()
     todo = [k for k, e in enumerate(events) if e["item_id"] in items and needs_reason(e, label_config)]
     filled = {}
     for start in range(0, len(todo), batch_size):
         chunk = todo[start : start + batch_size]
-        texts = [exposure_texts(events, k, items, history_len, profile_config) for k in chunk]
-        with torch.no_grad():
-            tensors = [
-                torch.from_numpy(vectors([t[name] for t in texts]))
-                for name in ("profile", "item", "relation")
+        features = np.stack(
+            [
+                exposure_features(
+                    events[max(0, k - history_len) : k], events[k]["item_id"], items, vectors, feature_config
+                )[0]
+                for k in chunk
             ]
-            probabilities = torch.softmax(model(*tensors)[1], -1).numpy()
+        )
+        with torch.no_grad():
+            probabilities = torch.softmax(model(torch.from_numpy(features))[1], -1).numpy()
         for k, q in zip(chunk, probabilities, strict=True):
             best = int(np.argmax(q))
             filled[k] = {
@@ -124,7 +136,7 @@ EMPTY_COUNTS = {"events": 0, "kept": 0, "filled": 0, "filled_reasons": {}}
 def label_events(
     raw_dir: str,
     model: ReasonModel,
-    cache: EmbeddingCache,
+    vectors: ItemVectors,
     output: str,
     history_len: int = 100,
     batch_size: int = 512,
@@ -133,8 +145,8 @@ def label_events(
     """Writes `output` (JSONL): every event of raw/events.jsonl, negatives' reasons filled in.
 
     The in-memory labeller (the Beam one, `reasons.beam_label`, gives the same events). Users
-    are written in id order, each user's events in time order. `cache` gives the vectors of the
-    texts it holds; the rest are encoded per user and not added to it.
+    are written in id order, each user's events in time order. `vectors` are the catalogue
+    vectors saved with the model (`ItemVectors.load`).
 
     Returns:
       Counts: events, kept (reason from the log), filled (by the model), and per filled reason.
@@ -145,7 +157,7 @@ def label_events(
     with open(output, "w", encoding="utf-8") as handle:
         for done, user in enumerate(sorted(events_by_user), 1):
             labelled, user_counts = label_user(
-                events_by_user[user], items, model, cache.lookup, history_len, batch_size
+                events_by_user[user], items, model, vectors, history_len, batch_size
             )
             counts = merge_counts(counts, user_counts)
             handle.writelines(json.dumps(event, sort_keys=True) + "\n" for event in labelled)

@@ -1,7 +1,8 @@
-"""The reason model: a small head over cached MiniLM embeddings of the three texts.
+"""The reason model: a small MLP over an exposure's features (`reasons.features`).
 
-Inputs: profile, item and relation embeddings, each [batch, 384]. Output: the logit of "this
-exposure is a negative (dislike or skip)" [batch] and reason logits [batch, len(REASONS)].
+Input: [batch, FEATURE_DIM] (catalogue vectors of the item and of the user's pooled history,
+and numbers from the log). Output: the logit of "this exposure is a negative (dislike or
+skip)" [batch] and reason logits [batch, len(REASONS)].
 As a policy for GRPO, an answer is a judgement ~ Bernoulli(sigmoid(negative logit)) and, for
 a yes, a reason ~ Categorical(softmax(reason logits)).
 """
@@ -11,17 +12,29 @@ from __future__ import annotations
 import torch
 
 from ntr.pipelines.events import REASONS
-
-EMBED_DIM = 384
+from ntr.reasons.features import FEATURE_DIM
 
 
 class ReasonModel(torch.nn.Module):
-    """MLP over [profile, item, relation, profile * item] with two heads."""
+    """MLP over standardised exposure features with two heads.
 
-    def __init__(self, hidden: int = 256, dropout: float = 0.1, num_reasons: int = len(REASONS)):
+    The features mix a unit-norm text vector (components ~0.05) with counts and shares; they
+    are standardised with the training set's mean and spread (`fit_scaling`), kept as buffers
+    so a saved model carries them.
+    """
+
+    def __init__(
+        self,
+        hidden: int = 256,
+        dropout: float = 0.1,
+        num_reasons: int = len(REASONS),
+        input_dim: int = FEATURE_DIM,
+    ):
         super().__init__()
+        self.register_buffer("shift", torch.zeros(input_dim))
+        self.register_buffer("scale", torch.ones(input_dim))
         self.body = torch.nn.Sequential(
-            torch.nn.Linear(4 * EMBED_DIM, hidden),
+            torch.nn.Linear(input_dim, hidden),
             torch.nn.GELU(),
             torch.nn.Dropout(dropout),
             torch.nn.Linear(hidden, hidden),
@@ -30,10 +43,16 @@ class ReasonModel(torch.nn.Module):
         self.negative = torch.nn.Linear(hidden, 1)
         self.reason = torch.nn.Linear(hidden, num_reasons)
 
-    def forward(self, profile: torch.Tensor, item: torch.Tensor, relation: torch.Tensor):
-        """Returns (negative logits [batch], reason logits [batch, num_reasons])."""
-        h = self.body(torch.cat([profile, item, relation, profile * item], dim=-1))
+    def forward(self, features: torch.Tensor):
+        """[batch, input_dim] -> (negative logits [batch], reason logits [batch, num_reasons])."""
+        h = self.body((features - self.shift) / self.scale)
         return self.negative(h).squeeze(-1), self.reason(h)
+
+    def fit_scaling(self, features: torch.Tensor) -> None:
+        """Standardise inputs like `features` [n, input_dim] (constant columns are only shifted)."""
+        self.shift.copy_(features.mean(0))
+        spread = features.std(0)
+        self.scale.copy_(torch.where(spread > 1e-6, spread, torch.ones_like(spread)))
 
 
 def answer_log_prob(

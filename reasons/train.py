@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from ntr.reasons.data import NO_REASON, Examples
-from ntr.reasons.encoder import EmbeddingCache
 from ntr.reasons.model import ReasonModel, answer_log_prob, policy_kl
 from ntr.reasons.rewards import RewardWeights, group_advantages, step_reward
 
@@ -53,11 +52,9 @@ class ReasonTrainConfig:
 
 @dataclasses.dataclass
 class Batch:
-    """Embedded examples as tensors: profile/item/relation [n, 384], labels [n]."""
+    """Examples as tensors: features [n, FEATURE_DIM], labels [n]."""
 
-    profile: torch.Tensor
-    item: torch.Tensor
-    relation: torch.Tensor
+    features: torch.Tensor
     negative: torch.Tensor
     reason: torch.Tensor
     labelled: torch.Tensor  # reason known and usable for the supervised reason loss
@@ -66,18 +63,14 @@ class Batch:
         return Batch(*(getattr(self, f.name)[idx] for f in dataclasses.fields(self)))
 
 
-def embed(examples: Examples, cache: EmbeddingCache) -> Batch:
-    vectors = [
-        torch.from_numpy(cache.encode(texts))
-        for texts in (examples.profile, examples.item, examples.relation)
-    ]
+def as_batch(examples: Examples) -> Batch:
     reason = torch.from_numpy(examples.reason)
     labelled = torch.from_numpy(examples.explicit) & (reason != NO_REASON)
-    return Batch(*vectors, torch.from_numpy(examples.negative), reason, labelled)
+    return Batch(torch.from_numpy(examples.features), torch.from_numpy(examples.negative), reason, labelled)
 
 
 def supervised_loss(model: ReasonModel, batch: Batch) -> torch.Tensor:
-    logit, logits = model(batch.profile, batch.item, batch.relation)
+    logit, logits = model(batch.features)
     loss = torch.nn.functional.binary_cross_entropy_with_logits(logit, batch.negative.float())
     if batch.labelled.any():
         loss = loss + torch.nn.functional.cross_entropy(logits[batch.labelled], batch.reason[batch.labelled])
@@ -88,6 +81,7 @@ def train_supervised(data: Batch, config: ReasonTrainConfig, log=print) -> Reaso
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     model = ReasonModel(config.hidden, config.dropout)
+    model.fit_scaling(data.features)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     n = len(data.negative)
     for epoch in range(config.epochs):
@@ -109,7 +103,7 @@ def train_supervised(data: Batch, config: ReasonTrainConfig, log=print) -> Reaso
 def _answer_probability(model: ReasonModel, data: Batch) -> np.ndarray:
     """[n] probability of the fully right answer (judgement, and reason for known negatives)."""
     with torch.no_grad():
-        logit, logits = model(data.profile, data.item, data.relation)
+        logit, logits = model(data.features)
         p_yes = torch.sigmoid(logit)
         q = torch.softmax(logits, -1).gather(1, data.reason.clamp(min=0)[:, None])[:, 0]
         known = data.negative & (data.reason != NO_REASON)
@@ -139,7 +133,7 @@ def train_grpo(
             batch = data.take(
                 torch.from_numpy(rng.choice(pool, min(config.grpo_batch, len(pool)), replace=False))
             )
-            logit, logits = policy(batch.profile, batch.item, batch.relation)
+            logit, logits = policy(batch.features)
             with torch.no_grad():
                 judged = torch.rand((len(logit), g), generator=generator) < torch.sigmoid(logit)[:, None]
                 reasons = torch.multinomial(
@@ -153,7 +147,7 @@ def train_grpo(
                     weights,
                 )
                 advantages = torch.from_numpy(group_advantages(rewards)).float()
-                ref_logit, ref_logits = reference(batch.profile, batch.item, batch.relation)
+                ref_logit, ref_logits = reference(batch.features)
             log_prob = answer_log_prob(logit, logits, judged, reasons)
             kl = policy_kl(logit, logits, ref_logit, ref_logits)
             loss = -(advantages * log_prob).mean() + config.kl_weight * kl.mean()
@@ -169,7 +163,7 @@ def train_grpo(
 def predict(model: ReasonModel, data: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(P(negative) [n], predicted reason [n], reason confidence [n]) — the greedy answer."""
     with torch.no_grad():
-        logit, logits = model(data.profile, data.item, data.relation)
+        logit, logits = model(data.features)
         q = torch.softmax(logits, -1)
         confidence, reason = q.max(-1)
     return torch.sigmoid(logit).numpy(), reason.numpy(), confidence.numpy()

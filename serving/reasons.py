@@ -1,9 +1,9 @@
 """Reasons at serve time: a negative that says nothing about why gets the reason model's guess.
 
 `POST /v1/events` hands each explicit negative without a reason (and, with `label_skips`,
-each skip) to `OnlineReasons.fill`, which builds the same three texts `ntr reasons train`
-learnt from (the user's profile from their stored history, the item, their relation), encodes
-them with MiniLM and stores the greedy reason with its probability and
+each skip) to `OnlineReasons.fill`, which builds the features `ntr reasons train` learnt from
+(the item's catalogue vector, saved with the model, and numbers from the user's stored
+history; no text is encoded per event) and stores the greedy reason with its probability and
 `reason_source="predicted"`. Stated reasons are stored with `reason_source="stated"`.
 
 Whether a predicted reason may remove a whole creator or category is the Recommender's call
@@ -25,7 +25,7 @@ from ntr.pipelines.events import (
     LabelConfig,
     label_event,
 )
-from ntr.reasons.profile import ProfileConfig, exposure_texts
+from ntr.reasons.features import FeatureConfig, exposure_features
 from ntr.reasons.threshold import NEVER
 from ntr.serving.store import PREDICTED, STATED
 
@@ -35,7 +35,7 @@ def _as_stated(event: dict) -> dict:
 
 
 class OnlineReasons:
-    """The reason model, its text encoder and the catalogue, loaded once at start-up."""
+    """The reason model, the catalogue and its vectors, loaded once at start-up."""
 
     def __init__(
         self,
@@ -50,14 +50,15 @@ class OnlineReasons:
         model_dir: `ntr reasons train`'s folder (model.pt, config.json).
         items: the catalogue by item id (`reasons.data.load_items`).
         label_skips: also predict a reason for skips (views under the skip rule).
-        history_len: stored events the profile describes (the training texts used 100).
-        encoder: a `TextEncoder` (default: MiniLM on CPU, loaded here).
+        history_len: stored events the features describe (training used 100).
+        encoder: a `TextEncoder` for catalogue items the model has no vector for (default:
+          MiniLM on CPU, loaded on the first such item).
         threads: torch's intra-op threads for this process (1 leaves a core to the retriever
           in a service on 2 cores; None keeps torch's default).
         """
         import torch  # noqa: PLC0415 (torch only when reasons are served)
 
-        from ntr.reasons.encoder import TextEncoder  # noqa: PLC0415
+        from ntr.reasons.catalogue import ItemVectors  # noqa: PLC0415
         from ntr.reasons.label import CONFIG_FILE, load_reason_model  # noqa: PLC0415
 
         self._torch = torch
@@ -70,10 +71,8 @@ class OnlineReasons:
         self.items = items
         self.label_skips = label_skips
         self.history_len = history_len
-        self.encoder = encoder or TextEncoder()
-        self.label_config, self.profile_config = LabelConfig(), ProfileConfig()
-        # Item descriptions and relation sentences repeat; profiles rarely do.
-        self._cache: dict[str, np.ndarray] = {}
+        self.vectors = ItemVectors.load(model_dir, items, encoder)
+        self.label_config, self.feature_config = LabelConfig(), FeatureConfig()
 
     @property
     def threshold(self) -> float:
@@ -89,20 +88,10 @@ class OnlineReasons:
         }
 
     def warm_up(self) -> None:
-        """One prediction before serving: MiniLM's first calls are far slower than later ones."""
-        item = next(iter(self.items))
+        """A few predictions before serving: torch's first calls are slower than later ones."""
+        item = next(iter(self.vectors.vectors), None) or next(iter(self.items))
         for _ in range(3):
             self.fill([], [{"item_id": item, "timestamp": 1, "action": "dislike", "reason": None}])
-        self._cache.clear()  # the warm-up's texts are not traffic
-
-    def _encode(self, texts: list[str], cached: bool) -> np.ndarray:
-        if not cached:
-            return self.encoder.encode(texts)
-        missing = sorted({t for t in texts if t not in self._cache})
-        if missing:
-            for text, vector in zip(missing, self.encoder.encode(missing), strict=True):
-                self._cache[text] = vector
-        return np.stack([self._cache[t] for t in texts])
 
     def wants(self, event: dict) -> bool:
         """True for an explicit negative without a reason (and, with label_skips, a skip).
@@ -133,7 +122,7 @@ class OnlineReasons:
         Returns:
           One entry per event that got a predicted reason: index, item_id, reason, confidence.
         """
-        # Texts describe the log as the user stated it (as in training): earlier predictions
+        # Features describe the log as the user stated it (as in training): earlier predictions
         # are not read back as if the user had said them.
         timeline = [_as_stated(e) for e in history[-self.history_len :]]
         todo = []
@@ -145,16 +134,21 @@ class OnlineReasons:
             timeline.append(_as_stated(event))
         if not todo:
             return []
-        texts = [
-            exposure_texts(timeline, k, self.items, self.history_len, self.profile_config) for _, k in todo
-        ]
+        features = np.stack(
+            [
+                exposure_features(
+                    timeline[max(0, k - self.history_len) : k],
+                    timeline[k]["item_id"],
+                    self.items,
+                    self.vectors,
+                    self.feature_config,
+                )[0]
+                for _, k in todo
+            ]
+        )
         torch = self._torch
         with torch.inference_mode():
-            vectors = [
-                torch.from_numpy(self._encode([t[name] for t in texts], cached=name != "profile"))
-                for name in ("profile", "item", "relation")
-            ]
-            q = torch.softmax(self.model(*vectors)[1], -1).numpy()
+            q = torch.softmax(self.model(torch.from_numpy(features))[1], -1).numpy()
         out = []
         for (position, _), row in zip(todo, q, strict=True):
             best = int(np.argmax(row))

@@ -75,14 +75,20 @@ def tiny_model(tiny_data, tmp_path_factory):
     return make
 
 
-def fixed_reason_model(directory: str, reason: str, confidence: float, threshold: float) -> str:
+def fixed_reason_model(
+    directory: str, reason: str, confidence: float, threshold: float, items_path: str
+) -> str:
     """Saves a reason model that answers `reason` with probability `confidence` whatever the
-    input (zero weights, set biases), its card giving `threshold` as the serving threshold."""
+    input (zero weights, set biases), its card giving `threshold` as the serving threshold,
+    with zero catalogue vectors for the items of `items_path` (the input does not matter)."""
     import math  # noqa: PLC0415
 
+    import numpy as np  # noqa: PLC0415
     import torch  # noqa: PLC0415 (torch only for the tests that use it)
 
     from ntr.pipelines.events import REASONS  # noqa: PLC0415
+    from ntr.reasons.catalogue import ItemVectors  # noqa: PLC0415
+    from ntr.reasons.data import load_items  # noqa: PLC0415
     from ntr.reasons.label import save_reason_model  # noqa: PLC0415
     from ntr.reasons.model import ReasonModel  # noqa: PLC0415
     from ntr.reasons.train import ReasonTrainConfig  # noqa: PLC0415
@@ -96,5 +102,7 @@ def fixed_reason_model(directory: str, reason: str, confidence: float, threshold
             torch.tensor([math.log(confidence if r == reason else rest) for r in REASONS])
         )
     card = {"serving": {"threshold": threshold, "target_precision": 0.9}, "metrics": {"reason": {}}}
-    save_reason_model(model, ReasonTrainConfig(hidden=8), directory, card)
+    items = load_items(items_path)
+    vectors = ItemVectors(items, {i: np.zeros(384, np.float32) for i in items})
+    save_reason_model(model, ReasonTrainConfig(hidden=8), directory, card, vectors)
     return directory

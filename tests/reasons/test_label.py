@@ -4,10 +4,12 @@ import json
 import os
 import shutil
 
+import numpy as np
 import torch
 
 from ntr.pipelines.events import REASONS, LabelConfig
-from ntr.reasons.encoder import EmbeddingCache
+from ntr.reasons.catalogue import ItemVectors
+from ntr.reasons.data import load_items
 from ntr.reasons.label import label_events, load_reason_model, needs_reason, save_reason_model
 from ntr.reasons.model import ReasonModel
 from ntr.reasons.train import ReasonTrainConfig
@@ -21,9 +23,10 @@ def test_needs_reason():
     assert not needs_reason({"action": "like", "watch_ms": 30_000, "duration_ms": 30_000}, config)
 
 
-def half_reasonless_raw(tiny_data, tmp_path, seed: int):
+def half_reasonless_raw(tiny_data, tmp_path, seed: int, unknown_item: str | None = None):
     """The tiny world's raw/ with every other explicit negative's reason dropped (those and the
-    skips need one), and an untrained reason model saved under tmp_path/model.
+    skips need one), and an untrained reason model saved under tmp_path/model with seeded
+    random catalogue vectors (none for `unknown_item`: it is encoded on first use).
 
     Returns:
       (raw dir, the events as written, the loaded model).
@@ -36,14 +39,20 @@ def half_reasonless_raw(tiny_data, tmp_path, seed: int):
         r["reason"] = None
     (raw / "events.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     torch.manual_seed(seed)
-    save_reason_model(ReasonModel(hidden=16), ReasonTrainConfig(hidden=16), str(tmp_path / "model"), {})
+    items = load_items(str(raw / "items.jsonl"))
+    rng = np.random.default_rng(seed)
+    vectors = {i: rng.standard_normal(384).astype(np.float32) for i in sorted(items) if i != unknown_item}
+    model_dir = str(tmp_path / "model")
+    save_reason_model(
+        ReasonModel(hidden=16), ReasonTrainConfig(hidden=16), model_dir, {}, ItemVectors(items, vectors)
+    )
     return raw, rows, load_reason_model(str(tmp_path / "model"))
 
 
 def test_label_stage_keeps_existing_reasons(tiny_data, tmp_path):
     raw, rows, model = half_reasonless_raw(tiny_data, tmp_path, seed=0)
-    cache = EmbeddingCache(str(tmp_path / "cache"))
-    counts = label_events(str(raw), model, cache, str(tmp_path / "out.jsonl"))
+    vectors = ItemVectors.load(str(tmp_path / "model"), load_items(str(raw / "items.jsonl")))
+    counts = label_events(str(raw), model, vectors, str(tmp_path / "out.jsonl"))
     out = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     key = lambda r: (r["user_id"], r["timestamp"], r["item_id"], r["action"])  # noqa: E731
     before = {key(r): r for r in rows}
@@ -84,16 +93,24 @@ def test_cli_trains_then_labels(tiny_data, tmp_path):
     assert (workdir / "raw" / "events.labelled.jsonl").exists()
 
 
+def rows_item(tiny_data) -> str:
+    """The item of the tiny world's first skip (so a labelled exposure reads it)."""
+    raw = os.path.join(os.path.dirname(tiny_data), "raw", "events.jsonl")
+    with open(raw, encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle]
+    return next(r["item_id"] for r in rows if needs_reason(r, LabelConfig()))
+
+
 def test_beam_labeller_equals_the_in_memory_one(tiny_data, tmp_path):
     from ntr.reasons.beam_label import run_beam_label  # noqa: PLC0415
 
-    raw, rows, model = half_reasonless_raw(tiny_data, tmp_path, seed=1)
-    cache_dir = str(tmp_path / "cache")
-    # Some texts cached beforehand (as after training), the rest encoded per user by both.
-    EmbeddingCache(cache_dir).encode(["no dislikes.", rows[0]["item_id"]])
-    memory = label_events(str(raw), model, EmbeddingCache(cache_dir), str(tmp_path / "memory.jsonl"))
+    # One item has no saved vector (added to the catalogue after training): both encode it.
+    raw, rows, model = half_reasonless_raw(tiny_data, tmp_path, seed=1, unknown_item=rows_item(tiny_data))
+    vectors = ItemVectors.load(str(tmp_path / "model"), load_items(str(raw / "items.jsonl")))
+    memory = label_events(str(raw), model, vectors, str(tmp_path / "memory.jsonl"))
+    assert rows_item(tiny_data) in vectors.vectors  # encoded on first use
     beam_counts = run_beam_label(
-        str(raw), str(tmp_path / "model"), cache_dir, str(tmp_path / "beam.jsonl"), ["--direct_num_workers=2"]
+        str(raw), str(tmp_path / "model"), str(tmp_path / "beam.jsonl"), ["--direct_num_workers=2"]
     )
     memory_lines = (tmp_path / "memory.jsonl").read_text().splitlines()
     beam_lines = (tmp_path / "beam.jsonl").read_text().splitlines()

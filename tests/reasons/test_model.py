@@ -35,22 +35,27 @@ def test_policy_kl_by_hand():
 
 
 def test_tiny_training_run(tiny_data, tmp_path):
-    from ntr.reasons.data import ReasonDataConfig, build_examples  # noqa: PLC0415
+    from ntr.reasons.catalogue import ItemVectors  # noqa: PLC0415
+    from ntr.reasons.data import ReasonDataConfig, build_examples, load_raw  # noqa: PLC0415
     from ntr.reasons.encoder import EmbeddingCache  # noqa: PLC0415
-    from ntr.reasons.train import ReasonTrainConfig, embed, predict, train_grpo, train_supervised  # noqa: PLC0415
+    from ntr.reasons.features import FEATURE_DIM  # noqa: PLC0415
+    from ntr.reasons.train import ReasonTrainConfig, as_batch, predict, train_grpo, train_supervised  # noqa: PLC0415
 
-    raw = os.path.join(os.path.dirname(tiny_data), "raw")
+    by_user, items = load_raw(os.path.join(os.path.dirname(tiny_data), "raw"))
+    vectors = ItemVectors.embed(items, EmbeddingCache(str(tmp_path / "cache")))
     config = ReasonDataConfig(max_explicit=60, max_skips=60, max_others=60)
-    examples = build_examples(raw, config)
+    examples = build_examples(by_user, items, vectors, config)
     users = {name: set(split.user) for name, split in examples.items()}
     assert users["train"].isdisjoint(users["test"]) and users["valid"].isdisjoint(
         users["train"] | users["test"]
     )
     assert users["valid"]  # 10% of the users by default
     # The test users do not depend on whether a validation split is taken.
-    no_valid = build_examples(raw, dataclasses.replace(config, valid_share=0.0))
+    no_valid = build_examples(by_user, items, vectors, dataclasses.replace(config, valid_share=0.0))
     assert set(no_valid["test"].user) == users["test"] and not len(no_valid["valid"])
-    assert build_examples(raw, config)["train"].profile == examples["train"].profile  # seeded
+    again = build_examples(by_user, items, vectors, config)["train"].features
+    np.testing.assert_array_equal(again, examples["train"].features)  # seeded
+    assert examples["train"].features.shape == (len(examples["train"]), FEATURE_DIM)
     for split in examples.values():
         skips = split.negative & ~split.explicit
         # Training labels come from the log only: skips never carry one (the world's hidden
@@ -58,8 +63,7 @@ def test_tiny_training_run(tiny_data, tmp_path):
         assert (split.reason[skips | ~split.negative] == -1).all()
         assert (split.true_reason[skips] >= 0).all() and (split.true_reason[~split.negative] == -1).all()
         np.testing.assert_array_equal(split.reason[split.explicit], split.true_reason[split.explicit])
-    cache = EmbeddingCache(str(tmp_path / "cache"))
-    train = embed(examples["train"], cache)
+    train = as_batch(examples["train"])
     logs = []
     train_config = ReasonTrainConfig(epochs=11, grpo_steps_per_stage=3, grpo_batch=32, curriculum_stages=2)
     model = train_supervised(train, train_config, log=logs.append)
@@ -67,6 +71,8 @@ def test_tiny_training_run(tiny_data, tmp_path):
     assert last < first, logs  # the supervised loss goes down on its own training data
     policy = train_grpo(model, train, train_config, log=logs.append)
     assert sum("grpo stage" in line for line in logs) == 2
-    p, reason, confidence = predict(policy, embed(examples["test"], cache))
+    # Inputs are standardised with the training set's statistics, saved in the model.
+    torch.testing.assert_close(model.shift, train.features.mean(0))
+    p, reason, confidence = predict(policy, as_batch(examples["test"]))
     assert p.shape == reason.shape == confidence.shape == (len(examples["test"]),)
     assert np.all((0 <= p) & (p <= 1)) and np.all(confidence >= 1 / 6 - 1e-6)

@@ -20,9 +20,12 @@ CARD_THRESHOLD = 0.7
 
 
 @pytest.fixture(scope="module")
-def reason_dir(tmp_path_factory):
+def reason_dir(tmp_path_factory, tiny_data):
     """A reason model that always answers "creator" with probability 0.8."""
-    return fixed_reason_model(str(tmp_path_factory.mktemp("reasons")), "creator", CONFIDENCE, CARD_THRESHOLD)
+    items = os.path.join(os.path.dirname(tiny_data), "raw", "items.jsonl")
+    return fixed_reason_model(
+        str(tmp_path_factory.mktemp("reasons")), "creator", CONFIDENCE, CARD_THRESHOLD, items
+    )
 
 
 @pytest.fixture(scope="module")

@@ -33,9 +33,11 @@ def tiny_export(tiny_model):
 
 @pytest.fixture(scope="module")
 def reasons(tiny_data, tmp_path_factory):
-    directory = fixed_reason_model(str(tmp_path_factory.mktemp("arm-reasons")), "creator", 0.8, 0.7)
-    items = load_items(os.path.join(os.path.dirname(tiny_data), "raw", "items.jsonl"))
-    return OnlineReasons(directory, items, threads=None)
+    items_path = os.path.join(os.path.dirname(tiny_data), "raw", "items.jsonl")
+    directory = fixed_reason_model(
+        str(tmp_path_factory.mktemp("arm-reasons")), "creator", 0.8, 0.7, items_path
+    )
+    return OnlineReasons(directory, load_items(items_path), threads=None)
 
 
 def history(model):
@@ -83,9 +85,7 @@ def test_a_prediction_is_made_once_and_remembered(tiny_export, reasons):
 
 def test_the_four_arms_run_in_the_closed_loop(tiny_data, tiny_export, reasons):
     # The tiny world states every dislike's reason, so predictions come from skips here.
-    reasons = OnlineReasons(
-        reasons.model_dir, reasons.items, label_skips=True, encoder=reasons.encoder, threads=None
-    )
+    reasons = OnlineReasons(reasons.model_dir, reasons.items, label_skips=True, threads=None)
     raw = os.path.join(os.path.dirname(tiny_data), "raw")
     world = World.from_raw(raw)
     config = ClosedLoopConfig(num_users=15, steps=4, slate_size=5, seed=2)
