@@ -116,7 +116,7 @@ class OnlineReasons:
 
         Args:
           history: the user's stored events, oldest first.
-          events: the new events, oldest first; each one's profile reads the history and the
+          events: the new events, oldest first; each one's features read the history and the
             new events before it.
 
         Returns:
