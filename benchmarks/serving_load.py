@@ -219,7 +219,7 @@ def reasons_lines(arm: dict, args) -> list[str]:
     """The online-reasons arm's rows: every event post is a dislike without a reason."""
     rec, ev = arm["latency_ms"]["/v1/recommend"], arm["latency_ms"]["/v1/events"]
     return [
-        f"With reason prediction (`ntr serve --reasons`; torch on 1 thread, MiniLM off the event loop): "
+        f"With reason prediction (`ntr serve --reasons`; torch on 1 thread, prediction off the event loop): "
         f"{args.rate:.0f} recommend/s plus {args.negatives_rate:.0f} dislikes/s posted without a reason, each "
         f"given a predicted reason ({arm['predicted']} predicted; {arm['errors']} errors of {arm['sent']} sent; "
         f"graceful shutdown {'clean' if arm['graceful'] else 'NOT clean'}). Targets: events p99 < 50 ms, "
