@@ -2,18 +2,19 @@
 how the two relate, as one vector (no per-event transformer pass).
 
 The item is its catalogue vector (MiniLM of `item_description`, embedded once per catalogue
-item, `reasons.catalogue`). The user is three pooled catalogue vectors (the mean of the items
-they engaged with, of the items they rejected (skips and explicit negatives), of the last
-`recent_window` shows) and numbers from the log: how much they skip and dislike, which reasons
-they stated before. The relation is counts of what the user did with this item's creator and
-topics before (shown, engaged, skipped, disliked, disliked for that reason, followed, mean
-watch ratio), how much of its primary topic they just watched, and cosines of the item to the
-pooled vectors. Everything comes from the event history and the catalogue; nothing hidden in
-the synthetic world is used.
+item, `reasons.catalogue`). The user is numbers from the log: how much they skip and dislike,
+how much they watch, which reasons they stated before. The relation is counts of what the user
+did with this item's creator, its topics and its primary topic before (shown, engaged,
+skipped, disliked, disliked for that reason, followed, mean watch ratio), whether they saw the
+item itself, how much of its primary topic they just watched, and the cosines of the item to
+the mean catalogue vectors of what they liked, skipped, disliked and watched in the last
+`recent_window` shows. Everything comes from the event history and the catalogue; nothing
+hidden in the synthetic world is used.
 
 An earlier version read a MiniLM embedding of a profile *text* per exposure (~24 ms on one CPU
-thread, 363 s of a cold training run); pooling catalogue vectors costs a fraction of a
-millisecond per exposure and reads more of the log (per-creator and per-topic skips).
+thread, 363 s of a cold training run); these features cost about half a millisecond per
+exposure and are more accurate (BENCHMARKS.md, reason model). Feeding the pooled vectors
+themselves, not only their cosines, was tried and lowered held-out accuracy.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ COUNT_FIELDS = frozenset(
 @dataclasses.dataclass(frozen=True)
 class FeatureConfig:
     """Attributes:
-    recent_window: shows counted as "recent" (pooled recent vector, repeats of the topic).
+    recent_window: shows counted as "recent" (the recent cosine, repeats of the topic).
     label: the skip / positive rule (the pipeline's defaults).
     """
 
@@ -124,8 +125,8 @@ def exposure_numbers(
       config: the recent window and the label rule.
 
     Returns:
-      ({field: value} for every field of NUMERIC_FIELDS but the three cosines,
-       {"liked" | "rejected" | "recent": [item ids]}).
+      ({field: value} for every field of NUMERIC_FIELDS; the four `sim_*` cosines are 0 here
+       and filled by `exposure_features`), {"liked" | "skipped" | "disliked" | "recent": [item ids]}).
     """
     config = config or FeatureConfig()
     item = items[item_id]
@@ -209,9 +210,12 @@ def exposure_numbers(
         n[f"stated_{reason}"] = count / explicit if explicit else 0.0
     n_explicit = n["explicit_share"] * shown
     n["unstated_share"] = 1.0 - explicit / n_explicit if n_explicit else 0.0
-    for key in ("creator", "topic", "primary"):
-        n[f"{key}_watch"] = float(np.mean(watch[key])) if watch[key] else 0.0
-    for key, field in (("all", "watch_ratio"),):
+    for key, field in (
+        ("all", "watch_ratio"),
+        ("creator", "creator_watch"),
+        ("topic", "topic_watch"),
+        ("primary", "primary_watch"),
+    ):
         n[field] = float(np.mean(watch[key])) if watch[key] else 0.0
     n["duration"] = math.log1p(item["duration_ms"] / 1000) if item.get("duration_ms") else 0.0
     return n, pools
@@ -230,8 +234,8 @@ def exposure_features(
       config: the recent window and the label rule.
 
     Returns:
-      ([FEATURE_DIM] float32: item, liked, rejected and recent vectors, then NUMERIC_FIELDS
-      with counts as log1p), and the raw numbers ({field: value}).
+      ([FEATURE_DIM] float32: the item's vector [384], then NUMERIC_FIELDS with counts as
+      log1p), and the raw numbers ({field: value}).
     """
     numbers, pools = exposure_numbers(history, item_id, items, config)
     item_vector = vectors[item_id]
