@@ -12,6 +12,9 @@ INSTALL_REQUIRES = [
     "tensorflow-recommenders==0.7.7",
     "scann[tf]==1.4.2",
     "apache-beam==2.77.0",
+    # A distributed engine for the Beam pipelines that runs offline (ntr.pipelines.dask_runner).
+    "dask==2026.8.0",
+    "distributed==2026.8.0",
     # Beam's TFRecord sink needs a crc32c; this one is C (crcmod, the fallback, is slow).
     "google-crc32c==1.9.0",
     "numpy>=2.0,<2.5",

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 
+from ntr.cli.beam_args import add_engine_argument, engine_args
 from ntr.pipelines.config import SPLIT_MODES, PreprocessConfig, SplitConfig
 from ntr.pipelines.events import REQUIRED_COLUMNS, LabelConfig
 from ntr.pipelines.io import check_inputs, first_match, write_jsonl
@@ -15,7 +16,8 @@ from ntr.pipelines.readers import SOURCES, read_dataset
 
 HELP = (
     "Validate, label, split and window raw events into TFRecords (Apache Beam). Unknown flags "
-    "(e.g. --runner=FlinkRunner, --direct_num_workers=2) are passed to Beam."
+    "(e.g. --runner=FlinkRunner, --direct_num_workers=2) are passed to Beam; --dask-workers N runs "
+    "it on a local dask.distributed cluster."
 )
 ACCEPTS_BEAM_ARGS = True
 _LABEL, _SPLIT = LabelConfig(), SplitConfig()
@@ -96,6 +98,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--num-shards", type=int, default=0, help="output shards per split (0: runner decides)"
     )
+    add_engine_argument(parser)
 
 
 def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
@@ -204,9 +207,10 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     config = config_from_args(args)
     check_events_exist(args, config)
     check_inputs(config.events_path, config.items_path)
-    runner = next((a for a in extra if a.startswith("--runner")), "--runner=DirectRunner")
-    print(f"running the Beam pipeline ({runner.split('=')[-1]}) on {config.events_path} ...", flush=True)
-    stats = run_preprocess(config, extra)
+    with engine_args(args.dask_workers, extra) as flags:
+        runner = next((a for a in flags if a.startswith("--runner")), "--runner=DirectRunner")
+        print(f"running the Beam pipeline ({runner.split('=')[-1]}) on {config.events_path} ...", flush=True)
+        stats = run_preprocess(config, flags)
     print_stats(stats)
     report_outputs(stats, config)
     return 0

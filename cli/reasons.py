@@ -7,6 +7,8 @@ import json
 import os
 import time
 
+from ntr.cli.beam_args import add_engine_argument, engine_args
+
 HELP = (
     "train: fit the reason model (MiniLM item vectors + history features + a head; supervised, then "
     "progressive GRPO) on "
@@ -36,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="train: share of predicted creator/category removals that must be right on validation users",
     )
     parser.add_argument("--output", help="label: output events (default WORKDIR/raw/events.labelled.jsonl)")
+    add_engine_argument(parser)
 
 
 def serving_threshold(model, batch, examples, target_precision: float) -> dict:
@@ -75,18 +78,18 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     model_dir = args.model_dir or os.path.join(args.workdir, "reasons")
     if not os.path.exists(os.path.join(raw, "events.jsonl")):
         raise FileNotFoundError(f"{raw}/events.jsonl is missing: run `ntr generate` (or a reader) first.")
-    if args.action != "label" and extra:
-        raise ValueError(
-            f"`ntr reasons train` takes no Beam flags ({' '.join(extra)}); only label runs on Beam."
-        )
+    if args.action != "label" and (extra or args.dask_workers):
+        flags = " ".join(extra) or f"--dask-workers {args.dask_workers}"
+        raise ValueError(f"`ntr reasons train` takes no Beam flags ({flags}); only label runs on Beam.")
     if args.action == "label":
         from ntr.reasons.beam_label import run_beam_label  # noqa: PLC0415
 
         output = args.output or os.path.join(raw, "events.labelled.jsonl")
         load_reason_model(model_dir)  # a missing or stale model fails here, before Beam starts
-        runner = next((a for a in extra if a.startswith("--runner")), "--runner=DirectRunner")
-        print(f"labelling {raw}/events.jsonl on Beam ({runner})", flush=True)
-        counts = run_beam_label(raw, model_dir, output, extra)
+        with engine_args(args.dask_workers, extra) as flags:
+            runner = next((a for a in flags if a.startswith("--runner")), "--runner=DirectRunner")
+            print(f"labelling {raw}/events.jsonl on Beam ({runner})", flush=True)
+            counts = run_beam_label(raw, model_dir, output, flags)
         print(json.dumps(counts, sort_keys=True))
         print(f"wrote {output}; train on it with `ntr preprocess --events {output}`")
         return 0

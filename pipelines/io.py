@@ -7,6 +7,7 @@ import json
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from ntr.pipelines.events import REQUIRED_COLUMNS
 from ntr.pipelines.validate import parse_json_line
@@ -29,10 +30,10 @@ def file_format(path: str) -> str:
 
 def first_match(pattern: str) -> str:
     """The first file matching `pattern`, with an error saying what was looked for."""
-    matches = FileSystems.match([pattern])[0].metadata_list
+    matches = matched_files(pattern)
     if not matches:
         raise FileNotFoundError(f"No file matches {pattern!r}: check the path (a glob is fine).")
-    return sorted(m.path for m in matches)[0]
+    return matches[0]
 
 
 def check_inputs(events_path: str, items_path: str = "") -> None:
@@ -65,6 +66,54 @@ def parse_csv_line(line: str, header: list[str]) -> dict:
     return dict(zip(header, values, strict=True))
 
 
+def runner_executes_reads(options: PipelineOptions) -> bool:
+    """False for a runner that cannot execute `beam.io.Read`.
+
+    Beam 2.77's DaskRunner translates only Create, ParDo, GroupByKey and Flatten; a read becomes
+    a no-op that hands `None` to the next step. On it, files are read by a ParDo over the
+    matched file names instead (one file per element, so sharded inputs still spread).
+    """
+    runner = options.view_as(StandardOptions).runner
+    name = runner if isinstance(runner, str) or runner is None else type(runner).__name__
+    return not (name or "").endswith("DaskRunner")
+
+
+def matched_files(pattern: str) -> list[str]:
+    """Every file matching `pattern`, sorted."""
+    return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+
+
+def file_lines(path: str, skip_header_lines: int = 0):
+    """The lines of one text file (decompressed by extension), without line endings, as
+    `ReadFromText` gives them."""
+    with FileSystems.open(path) as handle:
+        for number, raw in enumerate(handle):
+            if number >= skip_header_lines:
+                yield raw.decode("utf-8").rstrip("\r\n")
+
+
+def parquet_rows(path: str):
+    """The rows of one Parquet file as dicts, as `ReadFromParquet` gives them."""
+    import pyarrow.parquet as pq  # noqa: PLC0415 (only for Parquet inputs)
+
+    with FileSystems.open(path) as handle:
+        yield from pq.read_table(handle).to_pylist()
+
+
+class ReadLines(beam.PTransform):
+    """A text file pattern -> PCollection of its lines (without line endings), on any runner."""
+
+    def __init__(self, pattern: str, skip_header_lines: int = 0, label=None):
+        super().__init__(label)
+        self._pattern, self._skip = pattern, skip_header_lines
+
+    def expand(self, pbegin):
+        if runner_executes_reads(pbegin.pipeline.options):
+            return pbegin | "Read" >> beam.io.ReadFromText(self._pattern, skip_header_lines=self._skip)
+        files = pbegin | "List" >> beam.Create(matched_files(self._pattern))
+        return files | "ReadFiles" >> beam.FlatMap(file_lines, self._skip)
+
+
 class ReadRows(beam.PTransform):
     """A CSV / JSONL / Parquet file pattern -> PCollection of row dicts.
 
@@ -81,17 +130,16 @@ class ReadRows(beam.PTransform):
 
     def expand(self, pbegin):
         if self._format == "parquet":
+            if not runner_executes_reads(pbegin.pipeline.options):
+                files = pbegin | "ListParquet" >> beam.Create(matched_files(self._pattern))
+                return files | "ReadParquet" >> beam.FlatMap(parquet_rows)
             return pbegin | "ReadParquet" >> beam.io.ReadFromParquet(self._pattern)
         if self._format == "csv":
-            header = self._header
-            return (
-                pbegin
-                | "ReadCsv" >> beam.io.ReadFromText(self._pattern, skip_header_lines=1)
-                | "ParseCsv" >> beam.Map(parse_csv_line, header)
-            )
+            lines = pbegin | "ReadCsv" >> ReadLines(self._pattern, skip_header_lines=1)
+            return lines | "ParseCsv" >> beam.Map(parse_csv_line, self._header)
         return (
             pbegin
-            | "ReadJsonl" >> beam.io.ReadFromText(self._pattern)
+            | "ReadJsonl" >> ReadLines(self._pattern)
             | "DropBlank" >> beam.Filter(lambda line: line.strip() != "")
             | "ParseJson" >> beam.Map(parse_json_line)
         )

@@ -19,6 +19,7 @@ import sys
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from ntr.pipelines.io import ReadLines
 from ntr.reasons.label import EMPTY_COUNTS, merge_counts
 
 COUNTS = "counts"
@@ -84,7 +85,7 @@ def run_beam_label(raw_dir: str, model_dir: str, output: str, beam_args: list[st
     counts_path = output + ".counts.json"
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with beam.Pipeline(options=PipelineOptions(beam_args or [])) as pipeline:
-        events = pipeline | "Read" >> beam.io.ReadFromText(events_path) | "Parse" >> beam.Map(json.loads)
+        events = pipeline | "Read" >> ReadLines(events_path) | "Parse" >> beam.Map(json.loads)
         read = events | "CountIn" >> beam.combiners.Count.Globally()
         labelled = (
             events
