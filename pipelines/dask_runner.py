@@ -13,7 +13,8 @@ not move under it):
    that no other transform reads is computed.
 4. A side input's upstream is recomputed inside every task that reads it, so a file sink
    writes its shards twice and leaves a temp folder behind. Here a side input is computed
-   once, before its consumer, and its producer kept on the cluster.
+   once, before its consumer, and every output read by more than one transform is kept on
+   the cluster (persisted) so that nothing upstream runs twice.
 
 `beam.io.Read` has no translation at all; `pipelines.io.ReadRows` reads files with a ParDo
 over the matched names on this runner (`runner_executes_reads`).
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 
+import dask.bag as db
 from apache_beam import TaggedOutput, pvalue
 from apache_beam.pipeline import PipelineVisitor
 from apache_beam.runners.dask import dask_runner as beam_dask
@@ -34,6 +36,7 @@ from apache_beam.runners.dask.overrides import dask_overrides
 from apache_beam.transforms.sideinputs import SideInputMap
 
 RUNNER = "ntr.pipelines.dask_runner.DaskRunner"
+SMALL_CREATE = 1024
 
 
 @contextlib.contextmanager
@@ -51,13 +54,15 @@ def local_cluster(workers: int):
         yield [f"--runner={RUNNER}", f"--dask_client_address={cluster.scheduler_address}"]
 
 
-def _run_bundle(items, invoker_args, invoker_kwargs, receivers):
-    """`transform_evaluator.apply_dofn_to_bundle`, keeping tags and finish_bundle outputs."""
+def _run_bundle(items, window_fn, invoker_args, invoker_kwargs, receivers):
+    """`transform_evaluator.apply_dofn_to_bundle`, keeping tags and finish_bundle outputs, and
+    windowing each element as it goes (Beam's runner windows every element in a separate
+    pass first: 20% of a run's task time on the default world)."""
     invoker = ops.DoFnInvoker.create_invoker(*invoker_args, **invoker_kwargs)
     invoker.invoke_setup()
     invoker.invoke_start_bundle()
     for item in items:
-        invoker.invoke_process(item)
+        invoker.invoke_process(ops.get_windowed_value(item, window_fn))
     invoker.invoke_finish_bundle()
     invoker.invoke_teardown()
     # Receivers hold WindowedValues (main output) and TaggedOutput(tag, WindowedValue).
@@ -94,10 +99,14 @@ class DaskRunner(beam_dask.DaskRunner):
         bag_kwargs = beam_dask.DaskOptions._extract_bag_kwargs(dask_options)  # noqa: SLF001
         client = ddist.Client(**dask_options)
         pipeline.replace_all(dask_overrides())
-        visitor = _Visitor(client, bag_kwargs)
+        consumers = _Consumers()
+        pipeline.visit(consumers)
+        visitor = _Visitor(client, bag_kwargs, consumers.count)
         pipeline.visit(visitor)  # computes the side inputs on the way
         sinks = [bag for node, bag in visitor.bags.items() if node not in visitor.read and bag is not None]
-        futures = client.compute(sinks)
+        # Unfused everywhere: fusing renames tasks, and a task persisted for a side input must
+        # keep the name the later graphs use for it.
+        futures = client.compute(sinks, optimize_graph=False)
         return _Result(client, futures)
 
 
@@ -112,6 +121,31 @@ class _Result(beam_dask.DaskRunnerResult):
             self.client.close()
 
 
+class _Consumers(PipelineVisitor):
+    """How many transforms read each transform's output (main and side inputs, any tag)."""
+
+    def __init__(self):
+        self.count = {}
+
+    def visit_transform(self, node) -> None:
+        producers = [v.producer for v in node.inputs if not isinstance(v, pvalue.PBegin)]
+        producers += [si.pvalue.producer for si in node.side_inputs]
+        for producer in producers:
+            self.count[producer] = self.count.get(producer, 0) + 1
+
+
+class _Create(ops.Create):
+    """Beam's Create op; a short list (file ranges, a `None` to start from) gets one
+    partition per element, so that its consumers run in parallel (Beam's default puts up to
+    128 elements in one partition)."""
+
+    def apply(self, input_bag, side_inputs=None):
+        values = self.transform.values
+        if self.bag_kwargs or len(values) > SMALL_CREATE:
+            return super().apply(input_bag, side_inputs)
+        return db.from_sequence(values, npartitions=max(len(values), 1))
+
+
 class _Visitor(PipelineVisitor):
     """Leaf transforms -> dask bags, each input filtered to the output tag it reads.
 
@@ -120,8 +154,8 @@ class _Visitor(PipelineVisitor):
     every task that reads it, which runs a file sink's writes twice into two temp folders.
     """
 
-    def __init__(self, client, bag_kwargs):
-        self.client, self.bag_kwargs = client, bag_kwargs
+    def __init__(self, client, bag_kwargs, consumers: dict):
+        self.client, self.bag_kwargs, self.consumers = client, bag_kwargs, consumers
         self.bags, self.read, self.persisted = {}, set(), set()
 
     def _input(self, value):
@@ -130,20 +164,21 @@ class _Visitor(PipelineVisitor):
         self.read.add(value.producer)
         return _tag_filter(self.bags[value.producer], value.tag)
 
+    def _persist(self, node) -> None:
+        if node not in self.persisted:
+            self.bags[node] = self.client.persist(self.bags[node], optimize_graph=False)
+            self.persisted.add(node)
+
     def _side_input(self, side):
-        producer = side.pvalue.producer
-        if producer not in self.persisted:
-            self.bags[producer] = self.client.persist(self.bags[producer])
-            self.persisted.add(producer)
-        values = self.client.compute(self._input(side.pvalue)).result()
+        self._persist(side.pvalue.producer)
+        values = self.client.compute(self._input(side.pvalue), optimize_graph=False).result()
         window_fn = side._window_mapping_fn  # noqa: SLF001
         windowed = [ops.get_windowed_value(v, window_fn) for v in values]
         return SideInputMap(type(side), side._view_options(), windowed)  # noqa: SLF001
 
     def visit_transform(self, node) -> None:
         op_class = ops.TRANSLATIONS.get(node.transform.__class__, ops.NoOp)
-        if op_class is ops.ParDo:
-            op_class = _BundleParDo
+        op_class = {ops.ParDo: _BundleParDo, ops.Create: _Create}.get(op_class, op_class)
         op = op_class(node, bag_kwargs=self.bag_kwargs)
         kwargs = {"input_bag": None, "side_inputs": None}
         inputs = [self._input(v) for v in node.inputs]
@@ -153,6 +188,10 @@ class _Visitor(PipelineVisitor):
         if node.side_inputs:
             kwargs["side_inputs"] = [self._side_input(si) for si in node.side_inputs]
         self.bags[node] = op.apply(**kwargs)
+        if self.consumers.get(node, 0) > 1 and self.bags[node] is not None:
+            # Read by several transforms: computed once, kept on the cluster (a dask graph
+            # shares it only within one compute call, and side inputs are separate calls).
+            self._persist(node)
 
 
 class _BundleParDo(ops.ParDo):
@@ -184,6 +223,4 @@ class _BundleParDo(ops.ParDo):
             "user_state_context": None,
             "bundle_finalizer_param": ops.DoFn.BundleFinalizerParam(),
         }
-        return input_bag.map(ops.get_windowed_value, window_fn).map_partitions(
-            _run_bundle, invoker_args, invoker_kwargs, receivers
-        )
+        return input_bag.map_partitions(_run_bundle, window_fn, invoker_args, invoker_kwargs, receivers)

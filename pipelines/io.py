@@ -6,6 +6,7 @@ import csv
 import json
 
 import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
@@ -83,13 +84,44 @@ def matched_files(pattern: str) -> list[str]:
     return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
 
 
-def file_lines(path: str, skip_header_lines: int = 0):
-    """The lines of one text file (decompressed by extension), without line endings, as
-    `ReadFromText` gives them."""
+# Byte ranges a text file is cut into on runners that read by ParDo (`ReadLines`).
+RANGE_BYTES = 4 << 20
+
+
+def file_ranges(pattern: str, range_bytes: int = RANGE_BYTES) -> list[tuple[str, int, int]]:
+    """(path, start, stop) byte ranges covering every file matching `pattern`, sorted; a
+    compressed file is one range (0, -1): it cannot be entered in the middle."""
+    ranges = []
+    for meta in sorted(FileSystems.match([pattern])[0].metadata_list, key=lambda m: m.path):
+        if CompressionTypes.detect_compression_type(meta.path) != CompressionTypes.UNCOMPRESSED:
+            ranges.append((meta.path, 0, -1))
+            continue
+        size = meta.size_in_bytes
+        ranges += [
+            (meta.path, start, min(start + range_bytes, size)) for start in range(0, size, range_bytes)
+        ]
+    return ranges
+
+
+def range_lines(file_range: tuple[str, int, int], skip_header_lines: int = 0):
+    """The lines that start inside one of `file_ranges`, without line endings, as
+    `ReadFromText` gives them: every line of a file comes out of exactly one range, and the
+    first `skip_header_lines` of the file out of none."""
+    path, start, stop = file_range
     with FileSystems.open(path) as handle:
-        for number, raw in enumerate(handle):
-            if number >= skip_header_lines:
+        position, number = start, 0
+        if start > 0:
+            handle.seek(start - 1)
+            # The rest of the line that began before `start` (just "\n" when one begins at it).
+            position = start - 1 + len(handle.readline())
+        while stop < 0 or position < stop:
+            raw = handle.readline()
+            if not raw:
+                break
+            position += len(raw)
+            if start > 0 or number >= skip_header_lines:
                 yield raw.decode("utf-8").rstrip("\r\n")
+            number += 1
 
 
 def parquet_rows(path: str):
@@ -110,8 +142,8 @@ class ReadLines(beam.PTransform):
     def expand(self, pbegin):
         if runner_executes_reads(pbegin.pipeline.options):
             return pbegin | "Read" >> beam.io.ReadFromText(self._pattern, skip_header_lines=self._skip)
-        files = pbegin | "List" >> beam.Create(matched_files(self._pattern))
-        return files | "ReadFiles" >> beam.FlatMap(file_lines, self._skip)
+        ranges = pbegin | "List" >> beam.Create(file_ranges(self._pattern))
+        return ranges | "ReadRanges" >> beam.FlatMap(range_lines, self._skip)
 
 
 class ReadRows(beam.PTransform):

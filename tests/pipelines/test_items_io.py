@@ -85,3 +85,24 @@ def test_formats_and_item_errors():
         file_format("events.txt")
     with pytest.raises(ValueError, match="without item_id"):
         normalize_item({"text": "x"})
+
+
+def test_byte_ranges_give_every_line_once(tmp_path):
+    import gzip  # noqa: PLC0415
+
+    import numpy as np  # noqa: PLC0415
+
+    from ntr.pipelines.io import file_ranges, range_lines  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    lines = ["header"] + ["x" * int(n) for n in rng.integers(0, 40, 300)] + ["last without newline"]
+    text = "\n".join(lines)
+    (tmp_path / "a.csv").write_text(text)
+    (tmp_path / "b.csv").write_text("header\r\nonly\r\n")
+    with gzip.open(tmp_path / "c.csv.gz", "wt") as handle:
+        handle.write(text)
+    for size in (1, 7, 64, 10_000):
+        ranges = file_ranges(str(tmp_path / "*.csv*"), range_bytes=size)
+        assert [r for r in ranges if r[0].endswith(".gz")] == [(str(tmp_path / "c.csv.gz"), 0, -1)]
+        got = [line for r in ranges for line in range_lines(r, skip_header_lines=1)]
+        assert got == lines[1:] + ["only"] + lines[1:], size
