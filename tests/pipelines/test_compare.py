@@ -38,3 +38,15 @@ def test_order_and_timing_do_not_count_but_a_record_does(tmp_path):
     ]
     (tmp_path / "z" / "items.tfrecord.gz").unlink()
     assert "items.tfrecord.gz" in differences(str(tmp_path / "x"), str(tmp_path / "z"))
+
+
+def test_shards_of_one_output_are_merged(tmp_path):
+    a, b = example("i1", 10), example("i2", 20)
+    for folder, shards in (("one", [[a, b]]), ("two", [[b], [a]])):
+        (tmp_path / folder).mkdir()
+        for k, records in enumerate(shards):
+            name = f"train-{k:05d}-of-{len(shards):05d}.tfrecord.gz"
+            with tf.io.TFRecordWriter(str(tmp_path / folder / name), options="GZIP") as writer:
+                for record in records:
+                    writer.write(record)
+    assert differences(str(tmp_path / "one"), str(tmp_path / "two")) == []
