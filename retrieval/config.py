@@ -57,6 +57,7 @@ VARIANT_DEFAULTS: dict[str, Any] = dict(
 )
 HISTORY_FORMS = ("target", "corpus", "topk")
 STRATEGIES = ("default", "mirrored", "one_device")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,6 +208,10 @@ class TrainConfig:
       seed: seeds initialisation, dropout and the per-epoch shuffle.
       strategy: tf.distribute strategy: default, mirrored, one_device.
       eval_k: the K of the validation NDCG used for early stopping.
+      jit_compile: compile the Transformer with XLA (`tf.function(jit_compile=True)`); the
+        loss, whose shapes depend on how many targets a batch has, stays a plain graph.
+      precision: float32, or mixed_float16 / mixed_bfloat16 on a GPU (Keras mixed precision;
+        on a machine without a GPU training stays float32 and says so).
     """
 
     batch_size: int = 64
@@ -217,10 +222,14 @@ class TrainConfig:
     seed: int = 0
     strategy: str = "default"
     eval_k: int = 10
+    jit_compile: bool = False
+    precision: str = "float32"
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy {self.strategy!r} is not one of {STRATEGIES}.")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision {self.precision!r} is not one of {PRECISIONS}.")
         if self.batch_size < 1 or self.epochs < 1 or self.checkpoint_every < 1:
             raise ValueError("batch_size, epochs and checkpoint_every must be >= 1.")
 

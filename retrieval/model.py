@@ -71,6 +71,11 @@ class NTRModel(tfrs.Model):
             table.num_items + NUM_RESERVED, m.dim, embeddings_initializer=initializer(seed, 0)
         )
         self.transformer = CausalTransformer(m.dim, m.num_blocks, m.num_heads, m.ff_dim, m.dropout, seed)
+        # XLA for the fixed-shape part ([batch, seq_len, dim] in and out); the loss gathers a
+        # data-dependent number of targets, which XLA cannot compile.
+        self._encode = (
+            tf.function(self.transformer, jit_compile=True) if config.train.jit_compile else self.transformer
+        )
         output_embedding = self.item_embedding
         if not m.tie_item_embeddings:
             output_embedding = tf.keras.layers.Embedding(
@@ -158,7 +163,7 @@ class NTRModel(tfrs.Model):
         """
         attend = self.attendable(features)
         tokens = self.event_features(features, training=training)
-        states = self.transformer(tokens, attend, training=training)
+        states = self._encode(tokens, attend, training=training)
         if self.config.model.query_anchor == "engaged":
             anchor = anchor_position(attend & ~is_negative(features["label"]))
             states = tf.gather(states, tf.maximum(anchor, 0), axis=1, batch_dims=1)

@@ -51,6 +51,19 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     raise ValueError(f"unknown strategy {name!r}: use default, mirrored or one_device.")
 
 
+def apply_precision(precision: str, log: Callable[[str], None] = print) -> str:
+    """Sets Keras' global dtype policy for `train.precision` and returns the one in force.
+
+    Mixed precision pays on GPUs only; on a machine without one, training stays float32 and
+    says so. (The GPU path is not exercised here: the lent GPU machines carry no TensorFlow.)
+    """
+    if precision != "float32" and not tf.config.list_physical_devices("GPU"):
+        log(f"train.precision={precision} needs a GPU and none is visible: training in float32.")
+        precision = "float32"
+    tf.keras.mixed_precision.set_global_policy(precision)
+    return precision
+
+
 def split_logical_cpus(count: int) -> None:
     """Expose `count` logical CPU devices (before TF initialises), e.g. to test MirroredStrategy."""
     cpu = tf.config.list_physical_devices("CPU")[0]
@@ -122,10 +135,14 @@ def make_train_step(
     @tf.function
     def train_step(batch):
         def step_fn(inputs):
+            scaling = isinstance(optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
             with tf.GradientTape() as tape:
                 loss = model.compute_loss(inputs, training=True)
                 scaled = loss / strategy.num_replicas_in_sync
-            gradients = tape.gradient(scaled, model.trainable_variables)
+                to_differentiate = optimizer.get_scaled_loss(scaled) if scaling else scaled
+            gradients = tape.gradient(to_differentiate, model.trainable_variables)
+            if scaling:  # float16 gradients underflow without it
+                gradients = optimizer.get_unscaled_gradients(gradients)
             optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
             return scaled, tf.reduce_sum(inputs["is_target"])
 
@@ -158,10 +175,13 @@ def train(
     with open(os.path.join(model_dir, CONFIG_FILE), "w", encoding="utf-8") as handle:
         json.dump(metadata, handle, indent=2, sort_keys=True)
 
+    precision = apply_precision(config.train.precision, log)
     strategy = make_strategy(config.train.strategy)
     with strategy.scope():
         model = build_model(config, data_dir, table)
         optimizer = tf.keras.optimizers.Adam(config.train.learning_rate)
+        if precision == "mixed_float16":
+            optimizer = tf.keras.mixed_precision.LossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_variables)
     state = {
         name: tf.Variable(value, trainable=False, name=name)
@@ -239,6 +259,7 @@ def train(
     writer.flush()
     elapsed = time.perf_counter() - started
     summary = {
+        "precision": precision,
         "best_epoch": int(state["best_epoch"]) + 1,
         "epochs_run": int(state["epoch"]),
         "steps": int(state["step"]),

@@ -135,3 +135,13 @@ def test_mirrored_strategy_over_two_logical_cpus(tiny_data, tmp_path):
     summary = json.loads((model_dir / "metrics.json").read_text())
     assert summary["num_replicas"] == 2 and 0 < summary["valid_ndcg@10"] <= 1
     assert (model_dir / "saved_model" / "saved_model.pb").exists()
+
+
+def test_mixed_precision_is_float32_on_a_machine_without_a_gpu(tiny_data, tmp_path):
+    logs = []
+    config = tiny_config(extra=("train.precision=mixed_float16", "train.epochs=1"))
+    summary = train(config, tiny_data, str(tmp_path / "m"), log=logs.append)
+    assert summary["precision"] == "float32" and 0 < summary["valid_ndcg@10"] <= 1
+    assert any("needs a GPU" in line for line in logs)
+    with pytest.raises(ValueError, match="precision 'float8'"):
+        tiny_config(extra=("train.precision=float8",))
