@@ -45,7 +45,7 @@ def test_preprocess_on_dask_equals_direct_runner(raw_with_bad_rows, dask_flags, 
     assert on_dask["reconciled"] and on_dask["rows_dead_letter"] == direct["rows_dead_letter"] == 2
     assert differences(str(tmp_path / "direct"), str(tmp_path / "dask")) == []
     want = canonical_outputs(str(tmp_path / "direct"))
-    assert want["train-00000-of-00001.tfrecord.gz"] and len(want["dead_letter-00000-of-00001.jsonl"]) == 2
+    assert want["train.tfrecord.gz"] and len(want["dead_letter.jsonl"]) == 2
 
 
 def test_beam_labeller_on_dask_equals_the_in_memory_one(tiny_data, dask_flags, tmp_path):
