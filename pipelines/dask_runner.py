@@ -1,9 +1,9 @@
 """Beam on dask.distributed: Beam's DaskRunner with the gaps our pipelines fall into closed.
 
 Beam 2.77's `apache_beam.runners.dask.dask_runner.DaskRunner` translates Create, ParDo,
-GroupByKey and Flatten to dask bags. Four of its gaps lose data or work silently in a pipeline like
-`ntr preprocess`; this subclass closes them (Beam is pinned, so the internals it builds on do
-not move under it):
+GroupByKey and Flatten to dask bags. Four of its gaps lose data or work silently in a
+pipeline like `ntr preprocess`; this subclass closes them (Beam is pinned, so the internals it
+builds on do not move under it):
 
 1. A ParDo with tagged outputs (`with_outputs`) puts every output into one bag, so the
    dead-letter branch receives the main output. Here each consumer gets only its tag.
@@ -16,8 +16,8 @@ not move under it):
    once, before its consumer, and every output read by more than one transform is kept on
    the cluster (persisted) so that nothing upstream runs twice.
 
-`beam.io.Read` has no translation at all; `pipelines.io.ReadRows` reads files with a ParDo
-over the matched names on this runner (`runner_executes_reads`).
+`beam.io.Read` has no translation at all; on this runner `pipelines.io.ReadLines` reads files
+with a ParDo over 4 MiB byte ranges instead (`runner_executes_reads`).
 
 Use it with `--runner=ntr.pipelines.dask_runner.DaskRunner --dask_client_address=HOST:PORT`,
 or `ntr preprocess --dask-workers N` to start a local cluster of N worker processes.
@@ -88,7 +88,8 @@ def _tag_filter(bag, tag):
 
 
 class DaskRunner(beam_dask.DaskRunner):
-    """Beam's DaskRunner with tagged outputs, finish_bundle outputs and every sink computed."""
+    """Beam's DaskRunner with tagged outputs, finish_bundle outputs, every sink computed and
+    side inputs computed once (the module docstring says how)."""
 
     def run_pipeline(self, pipeline, options):
         import dask.distributed as ddist  # noqa: PLC0415
@@ -147,12 +148,8 @@ class _Create(ops.Create):
 
 
 class _Visitor(PipelineVisitor):
-    """Leaf transforms -> dask bags, each input filtered to the output tag it reads.
-
-    A side input is computed on the cluster before its consumer is built, and its producer's
-    bag is persisted there: Beam's own runner recomputes a side input's whole upstream inside
-    every task that reads it, which runs a file sink's writes twice into two temp folders.
-    """
+    """Leaf transforms -> dask bags, each input filtered to the output tag it reads; side
+    inputs computed (and their producers persisted) before their consumer is built."""
 
     def __init__(self, client, bag_kwargs, consumers: dict):
         self.client, self.bag_kwargs, self.consumers = client, bag_kwargs, consumers
