@@ -73,3 +73,15 @@ def test_dask_workers_refuses_a_second_runner(raw_with_bad_rows, tmp_path, capsy
     assert main(argv) == 2
     assert "--dask-workers starts its own cluster" in capsys.readouterr().err
     assert not (tmp_path / "data" / "stats.json").exists()
+
+
+def test_runner_alias_and_flag_checks():
+    from ntr.cli.beam_args import engine_args, unknown_beam_args  # noqa: PLC0415
+    from ntr.pipelines.dask_runner import RUNNER  # noqa: PLC0415
+
+    given = ["--runner=DaskRunner", "--dask_client_address=127.0.0.1:8786"]
+    with engine_args(0, given) as flags:
+        assert flags == [f"--runner={RUNNER}", "--dask_client_address=127.0.0.1:8786"]
+    assert unknown_beam_args(given) == []  # Beam's --dask_* options are known to the flag check
+    with pytest.raises(ValueError, match="--dask-workers -1"), engine_args(-1, []):
+        pass
