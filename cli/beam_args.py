@@ -72,7 +72,8 @@ def engine_args(dask_workers: int, extra: list[str]):
         return
     if any(a.startswith(("--runner", "--dask_client_address")) for a in flags):
         raise ValueError(
-            "--dask-workers starts its own cluster: drop --runner / --dask_client_address, or it."
+            "--dask-workers starts its own cluster: drop --runner / --dask_client_address, or drop "
+            "--dask-workers to run on the cluster they name."
         )
     with local_cluster(dask_workers) as cluster_flags:
         yield flags + cluster_flags

@@ -71,8 +71,8 @@ def runner_executes_reads(options: PipelineOptions) -> bool:
     """False for a runner that cannot execute `beam.io.Read`.
 
     Beam 2.77's DaskRunner translates only Create, ParDo, GroupByKey and Flatten; a read becomes
-    a no-op that hands `None` to the next step. On it, files are read by a ParDo over the
-    matched file names instead (one file per element, so sharded inputs still spread).
+    a no-op that hands `None` to the next step. On it, `ReadLines` reads files by a ParDo over
+    byte ranges instead (`file_ranges`, `range_lines`), so the reading still spreads.
     """
     runner = options.view_as(StandardOptions).runner
     name = runner if isinstance(runner, str) or runner is None else type(runner).__name__

@@ -81,6 +81,9 @@ def check_model_dir(model_dir: str, metadata: dict) -> None:
         return
     with open(path, encoding="utf-8") as handle:
         old = json.load(handle)
+    if isinstance(old.get("config"), dict):
+        # A field added since that run reads as its default, which is how that run trained.
+        old["config"] = RetrievalConfig.from_dict(old["config"]).to_dict()
     for key in ("config", "vocab_hash"):
         if old.get(key) != metadata[key]:
             raise ValueError(

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from ntr.retrieval.export import export_model, histories_to_inputs
-from ntr.retrieval.train import load_trained, train
+from ntr.retrieval.items import load_item_table
+from ntr.retrieval.train import check_model_dir, load_trained, model_metadata, train
 from tests.retrieval.conftest import TINY_MAX_LEN, TINY_OVERRIDES, tiny_config
 
 NTR = os.path.join(os.path.dirname(sys.executable), "ntr")
@@ -87,6 +88,15 @@ def test_resume_refuses_a_different_config(tiny_data, tmp_path):
     train(tiny_config("ntr", ("train.epochs=1",)), tiny_data, model_dir, log=lambda _: None)
     with pytest.raises(ValueError, match="--fresh"):
         train(tiny_config("ntr", ("train.epochs=1", "model.dim=8", "model.ff_dim=8")), tiny_data, model_dir)
+    # A config written before a field existed (here: train.precision) reads it as its default.
+    path = tmp_path / "m" / "config.json"
+    written = json.loads(path.read_text())
+    del written["config"]["train"]["precision"]
+    path.write_text(json.dumps(written))
+    check_model_dir(
+        model_dir,
+        model_metadata(tiny_config("ntr", ("train.epochs=1",)), tiny_data, load_item_table(tiny_data)),
+    )
     # Data with other vocabularies (here: a copy whose vocab hash differs) is refused too.
     other = tmp_path / "other-data"
     shutil.copytree(tiny_data, other)
