@@ -21,7 +21,7 @@ from collections import defaultdict
 import numpy as np
 
 from ntr.pipelines.events import REASONS, Label, LabelConfig, label_event
-from ntr.reasons.features import FEATURE_DIM, FeatureConfig, exposure_features
+from ntr.reasons.features import FEATURE_DIM, FeatureConfig, features_at
 
 # The raw counts the heuristic baseline reads (`Examples.counts`).
 RULE_FIELDS = ("creator_dislikes", "creator_likes", "topic_dislikes", "topic_likes", "repeats")
@@ -161,8 +161,9 @@ def build_examples(
             event = events_by_user[user][k]
             logged = event.get("reason") if kind == "explicit" else None
             true_reason = event.get("true_reason") or logged
-            history = events_by_user[user][max(0, k - config.history_len) : k]
-            features, numbers = exposure_features(history, event["item_id"], items, vectors, feature_config)
+            features, numbers = features_at(
+                events_by_user[user], k, items, vectors, config.history_len, feature_config
+            )
             columns["features"].append(features)
             columns["counts"].append([numbers[f] for f in RULE_FIELDS])
             columns["negative"].append(kind != "other")

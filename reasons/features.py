@@ -102,6 +102,15 @@ def item_description(item: dict) -> str:
     return f"{item.get('text', '')}. creator {creator}. categories: {categories}. {length}."
 
 
+# Per label: the pool its items join, the share it counts towards, the suffix of its
+# per-creator / per-topic / per-primary-topic counts.
+_KINDS = {
+    Label.POSITIVE: ("liked", "positive_share", "likes"),
+    Label.IMPLICIT_NEGATIVE: ("skipped", "skip_share", "skips"),
+    Label.EXPLICIT_NEGATIVE: ("disliked", "explicit_share", "explicit"),
+}
+
+
 def _mean(vectors: list[np.ndarray]) -> np.ndarray:
     return np.mean(vectors, axis=0) if vectors else np.zeros(DIM, np.float32)
 
@@ -150,39 +159,28 @@ def exposure_numbers(
             ratio = min(event["watch_ms"] / event["duration_ms"], 1.0)
             watch["all"].append(ratio)
         from_end = len(known) - position  # 1 = the show right before the exposure
-        other_primary = (other.get("categories") or [None])[0]
+        same_primary = bool(primary) and (other.get("categories") or [None])[0] == primary
         n["item_seen"] += event["item_id"] == item_id
         if from_end <= config.recent_window:
             pools["recent"].append(event["item_id"])
-            if primary and other_primary == primary:
-                n["repeats"] += 1
-                n["repeats_half"] += from_end <= config.recent_window // 2
-        same_primary = bool(primary) and other_primary == primary
-        for prefix, same in (("creator", same_creator), ("topic", same_topic), ("primary", same_primary)):
-            if not same:
-                continue
-            n[f"{prefix}_shown"] += 1
-            if ratio is not None:
-                watch[prefix].append(ratio)
+            n["repeats"] += same_primary
+            n["repeats_half"] += same_primary and from_end <= config.recent_window // 2
+        scopes = (("creator", same_creator), ("topic", same_topic), ("primary", same_primary))
+        for prefix, same in scopes:
+            if same:
+                n[f"{prefix}_shown"] += 1
+                if ratio is not None:
+                    watch[prefix].append(ratio)
+        if label not in _KINDS:
+            continue
+        pool, share, suffix = _KINDS[label]
+        pools[pool].append(event["item_id"])
+        n[share] += 1
+        for prefix, same in scopes:
+            n[f"{prefix}_{suffix}"] += same
         if label is Label.POSITIVE:
-            pools["liked"].append(event["item_id"])
-            n["positive_share"] += 1
-            n["creator_likes"] += same_creator
-            n["topic_likes"] += same_topic
-            n["primary_likes"] += same_primary
             n["creator_follows"] += same_creator and action == "follow"
-        elif label is Label.IMPLICIT_NEGATIVE:
-            pools["skipped"].append(event["item_id"])
-            n["skip_share"] += 1
-            n["creator_skips"] += same_creator
-            n["topic_skips"] += same_topic
-            n["primary_skips"] += same_primary
         elif label is Label.EXPLICIT_NEGATIVE:
-            pools["disliked"].append(event["item_id"])
-            n["explicit_share"] += 1
-            n["creator_explicit"] += same_creator
-            n["topic_explicit"] += same_topic
-            n["primary_explicit"] += same_primary
             reason = event.get("reason") or ACTION_DEFAULT_REASON.get(action)
             if reason in stated:
                 stated[reason] += 1
@@ -245,3 +243,17 @@ def exposure_features(
         [math.log1p(numbers[f]) if f in COUNT_FIELDS else numbers[f] for f in NUMERIC_FIELDS], np.float32
     )
     return np.concatenate([item_vector, numeric]), numbers
+
+
+def features_at(
+    events: list[dict],
+    k: int,
+    items: dict[str, dict],
+    vectors,
+    history_len: int,
+    config: FeatureConfig | None = None,
+) -> tuple[np.ndarray, dict[str, float]]:
+    """`exposure_features` of exposure `events[k]`, read from the `history_len` events before it."""
+    return exposure_features(
+        events[max(0, k - history_len) : k], events[k]["item_id"], items, vectors, config
+    )

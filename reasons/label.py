@@ -20,7 +20,7 @@ import torch
 from ntr.pipelines.events import REASONS, Label, LabelConfig, label_event
 from ntr.reasons.catalogue import ItemVectors
 from ntr.reasons.data import load_raw
-from ntr.reasons.features import FEATURE_DIM, NUMERIC_FIELDS, FeatureConfig, exposure_features
+from ntr.reasons.features import FEATURE_DIM, NUMERIC_FIELDS, FeatureConfig, features_at
 from ntr.reasons.model import ReasonModel
 from ntr.reasons.train import ReasonTrainConfig
 
@@ -93,12 +93,7 @@ def label_user(
     for start in range(0, len(todo), batch_size):
         chunk = todo[start : start + batch_size]
         features = np.stack(
-            [
-                exposure_features(
-                    events[max(0, k - history_len) : k], events[k]["item_id"], items, vectors, feature_config
-                )[0]
-                for k in chunk
-            ]
+            [features_at(events, k, items, vectors, history_len, feature_config)[0] for k in chunk]
         )
         with torch.no_grad():
             probabilities = torch.softmax(model(torch.from_numpy(features))[1], -1).numpy()

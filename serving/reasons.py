@@ -25,7 +25,7 @@ from ntr.pipelines.events import (
     LabelConfig,
     label_event,
 )
-from ntr.reasons.features import FeatureConfig, exposure_features
+from ntr.reasons.features import FeatureConfig, features_at
 from ntr.reasons.threshold import NEVER
 from ntr.serving.store import PREDICTED, STATED
 
@@ -136,13 +136,7 @@ class OnlineReasons:
             return []
         features = np.stack(
             [
-                exposure_features(
-                    timeline[max(0, k - self.history_len) : k],
-                    timeline[k]["item_id"],
-                    self.items,
-                    self.vectors,
-                    self.feature_config,
-                )[0]
+                features_at(timeline, k, self.items, self.vectors, self.history_len, self.feature_config)[0]
                 for _, k in todo
             ]
         )
