@@ -16,8 +16,8 @@ builds on do not move under it):
    once, before its consumer, and every output read by more than one transform is kept on
    the cluster (persisted) so that nothing upstream runs twice.
 
-`beam.io.Read` has no translation at all; on this runner `pipelines.io.ReadLines` reads files
-with a ParDo over 4 MiB byte ranges instead (`runner_executes_reads`).
+`beam.io.Read` has no translation at all; ntr never needs it: `pipelines.io` reads files on
+every runner with a ParDo over 4 MiB byte ranges (`ReadLineBatches`).
 
 Use it with `--runner=ntr.pipelines.dask_runner.DaskRunner --dask_client_address=HOST:PORT`,
 or `ntr preprocess --dask-workers N` to start a local cluster of N worker processes.

@@ -8,7 +8,6 @@ import json
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from ntr.pipelines.events import REQUIRED_COLUMNS
 from ntr.pipelines.validate import parse_json_line
@@ -60,23 +59,11 @@ def read_csv_header(pattern: str) -> list[str]:
 
 
 def parse_csv_line(line: str, header: list[str]) -> dict:
-    """One CSV line -> dict of strings, or the malformed marker ValidateEvents dead-letters."""
+    """One CSV line -> dict of strings, or the malformed marker validation dead-letters."""
     values = next(csv.reader([line]), [])
     if len(values) != len(header):
         return {"_malformed": line, "_error": f"expected {len(header)} columns, got {len(values)}"}
     return dict(zip(header, values, strict=True))
-
-
-def runner_executes_reads(options: PipelineOptions) -> bool:
-    """False for a runner that cannot execute `beam.io.Read`.
-
-    Beam 2.77's DaskRunner translates only Create, ParDo, GroupByKey and Flatten; a read becomes
-    a no-op that hands `None` to the next step. On it, `ReadLines` reads files by a ParDo over
-    byte ranges instead (`file_ranges`, `range_lines`), so the reading still spreads.
-    """
-    runner = options.view_as(StandardOptions).runner
-    name = runner if isinstance(runner, str) or runner is None else type(runner).__name__
-    return not (name or "").endswith("DaskRunner")
 
 
 def matched_files(pattern: str) -> list[str]:
@@ -84,7 +71,7 @@ def matched_files(pattern: str) -> list[str]:
     return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
 
 
-# Byte ranges a text file is cut into on runners that read by ParDo (`ReadLines`).
+# The byte ranges text files are read in (`ReadLineBatches`): the unit of work a runner spreads.
 RANGE_BYTES = 4 << 20
 
 
@@ -124,12 +111,51 @@ def range_lines(file_range: tuple[str, int, int], skip_header_lines: int = 0):
             number += 1
 
 
-def parquet_rows(path: str):
-    """The rows of one Parquet file as dicts, as `ReadFromParquet` gives them."""
+# Rows per batch: bounds the memory of one batch whatever the range size.
+BATCH_ROWS = 20_000
+
+
+def _batches(rows, size: int = BATCH_ROWS):
+    batch = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def parquet_batches(path: str, size: int = BATCH_ROWS):
+    """The rows of one Parquet file as lists of at most `size` dicts (`to_pylist` rows)."""
     import pyarrow.parquet as pq  # noqa: PLC0415 (only for Parquet inputs)
 
     with FileSystems.open(path) as handle:
-        yield from pq.read_table(handle).to_pylist()
+        for record_batch in pq.ParquetFile(handle).iter_batches(batch_size=size):
+            yield record_batch.to_pylist()
+
+
+class ReadLineBatches(beam.PTransform):
+    """A text file pattern -> PCollection of lists of its lines (no line endings), in file order
+    within a list.
+
+    Every runner reads the same way: a ParDo over `file_ranges` byte ranges (so reading spreads
+    over workers; Beam 2.77's DaskRunner cannot run `beam.io.Read` at all), each range handing
+    on its lines in lists of at most `BATCH_ROWS`. Batches let the next step pay Beam's
+    per-element cost once per list instead of once per line.
+    """
+
+    def __init__(self, pattern: str, skip_header_lines: int = 0, label=None):
+        super().__init__(label)
+        self._pattern, self._skip = pattern, skip_header_lines
+
+    def expand(self, pbegin):
+        skip = self._skip
+        return (
+            pbegin
+            | "Ranges" >> beam.Create(file_ranges(self._pattern))
+            | "ReadRanges" >> beam.FlatMap(lambda r: _batches(range_lines(r, skip)))
+        )
 
 
 class ReadLines(beam.PTransform):
@@ -140,17 +166,26 @@ class ReadLines(beam.PTransform):
         self._pattern, self._skip = pattern, skip_header_lines
 
     def expand(self, pbegin):
-        if runner_executes_reads(pbegin.pipeline.options):
-            return pbegin | "Read" >> beam.io.ReadFromText(self._pattern, skip_header_lines=self._skip)
-        ranges = pbegin | "List" >> beam.Create(file_ranges(self._pattern))
-        return ranges | "ReadRanges" >> beam.FlatMap(range_lines, self._skip)
+        batches = pbegin | "Batches" >> ReadLineBatches(self._pattern, self._skip)
+        return batches | "Unbatch" >> beam.FlatMap(lambda lines: lines)
 
 
-class ReadRows(beam.PTransform):
-    """A CSV / JSONL / Parquet file pattern -> PCollection of row dicts.
+def parse_json_lines(lines: list[str]) -> list[dict]:
+    """JSONL lines -> rows (`parse_json_line`), blank lines dropped."""
+    return [parse_json_line(line) for line in lines if line.strip()]
+
+
+def parse_csv_lines(lines: list[str], header: list[str]) -> list[dict]:
+    """CSV lines -> rows (`parse_csv_line`)."""
+    return [parse_csv_line(line, header) for line in lines]
+
+
+class ReadRowBatches(beam.PTransform):
+    """A CSV / JSONL / Parquet file pattern -> PCollection of lists of row dicts.
 
     Rows that cannot be parsed come out as `{"_malformed": text, "_error": message}` so that
-    validation can dead-letter them instead of the read failing or dropping them.
+    validation can dead-letter them instead of the read failing or dropping them. Blank JSONL
+    lines are skipped.
     """
 
     def __init__(self, pattern: str, label=None):
@@ -162,19 +197,25 @@ class ReadRows(beam.PTransform):
 
     def expand(self, pbegin):
         if self._format == "parquet":
-            if not runner_executes_reads(pbegin.pipeline.options):
-                files = pbegin | "ListParquet" >> beam.Create(matched_files(self._pattern))
-                return files | "ReadParquet" >> beam.FlatMap(parquet_rows)
-            return pbegin | "ReadParquet" >> beam.io.ReadFromParquet(self._pattern)
+            files = pbegin | "ListParquet" >> beam.Create(matched_files(self._pattern))
+            return files | "ReadParquet" >> beam.FlatMap(parquet_batches)
         if self._format == "csv":
-            lines = pbegin | "ReadCsv" >> ReadLines(self._pattern, skip_header_lines=1)
-            return lines | "ParseCsv" >> beam.Map(parse_csv_line, self._header)
-        return (
-            pbegin
-            | "ReadJsonl" >> ReadLines(self._pattern)
-            | "DropBlank" >> beam.Filter(lambda line: line.strip() != "")
-            | "ParseJson" >> beam.Map(parse_json_line)
-        )
+            lines = pbegin | "ReadCsv" >> ReadLineBatches(self._pattern, skip_header_lines=1)
+            return lines | "ParseCsv" >> beam.Map(parse_csv_lines, self._header)
+        lines = pbegin | "ReadJsonl" >> ReadLineBatches(self._pattern)
+        return lines | "ParseJson" >> beam.Map(parse_json_lines)
+
+
+class ReadRows(beam.PTransform):
+    """A CSV / JSONL / Parquet file pattern -> PCollection of row dicts (`ReadRowBatches`,
+    one element per row)."""
+
+    def __init__(self, pattern: str, label=None):
+        super().__init__(label)
+        self._batches = ReadRowBatches(pattern)
+
+    def expand(self, pbegin):
+        return pbegin | "Batches" >> self._batches | "Unbatch" >> beam.FlatMap(lambda rows: rows)
 
 
 def normalize_item(row: dict) -> dict:

@@ -52,6 +52,15 @@ class ReadItems(beam.PTransform):
         return unique.items, dead
 
 
+def _longest_durations(events: list[dict]) -> list[tuple[str, int | None]]:
+    """(item_id, longest known duration or None) for each item in one list of events."""
+    longest: dict[str, int | None] = {}
+    for event in events:
+        known, seen = event["duration_ms"], longest.get(event["item_id"])
+        longest[event["item_id"]] = known if seen is None or (known is not None and known > seen) else seen
+    return list(longest.items())
+
+
 def _item_from_durations(keyed):
     item_id, durations = keyed
     known = [d for d in durations if d is not None]
@@ -65,12 +74,13 @@ def _item_from_durations(keyed):
 
 
 class ItemsFromEvents(beam.PTransform):
-    """Labelled events -> bare items (no creator or categories; the longest seen duration)."""
+    """Lists of labelled events -> bare items (no creator or categories; the longest seen
+    duration). Each list is reduced to one duration per item before the shuffle."""
 
-    def expand(self, events):
+    def expand(self, event_lists):
         return (
-            events
-            | "ItemDurations" >> beam.Map(lambda e: (e["item_id"], e["duration_ms"]))
+            event_lists
+            | "ItemDurations" >> beam.FlatMap(_longest_durations)
             | "GroupDurations" >> beam.GroupByKey()
             | "ToItem" >> beam.Map(_item_from_durations)
         )

@@ -7,6 +7,7 @@ import json
 import os
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 
 from ntr.pipelines.encode import encode_item, encode_window
 
@@ -15,19 +16,36 @@ STATS_PART = "_stats_part"
 CUTS_PART = "_cuts"
 
 
+def write_whole_file(path: str, text: str) -> str:
+    """Writes `text` to `path` (any Beam filesystem) through a temporary name, so a reader
+    never sees half a file and a retried step overwrites with the same content; returns path."""
+    temp = f"{path}.tmp-{os.getpid()}"
+    with FileSystems.create(temp) as handle:
+        handle.write(text.encode("utf-8"))
+    FileSystems.rename([temp], [path])
+    return path
+
+
 class WriteSortedLines(beam.PTransform):
-    """Strings -> one file with them sorted, one per line (vocabularies, item counts)."""
+    """Strings -> one file with them sorted, one per line (vocabularies, item counts).
+
+    A small output written whole by one step: Beam's sharded file sink would add a dozen steps
+    to the pipeline for one file, and their set-up is most of a small run's time.
+    """
 
     def __init__(self, path: str, label=None):
         super().__init__(label)
         self._path = path
 
     def expand(self, lines):
+        path = self._path
         return (
             lines
             | "Collect" >> beam.combiners.ToList()
-            | "Sort" >> beam.FlatMap(sorted)
-            | "Write" >> beam.io.WriteToText(self._path, shard_name_template="")
+            | "Write"
+            >> beam.Map(
+                lambda all_lines: write_whole_file(path, "".join(f"{x}\n" for x in sorted(all_lines)))
+            )
         )
 
 
@@ -88,19 +106,21 @@ class WriteItems(beam.PTransform):
 
 
 class WriteItemCounts(beam.PTransform):
-    """(item_id, count) pairs and the items -> `item_counts.tsv`, every item listed (0 too)."""
+    """Counters of positive train targets per item, and the items -> `item_counts.tsv`, every
+    item listed (0 too)."""
 
     def __init__(self, out: str, items, label=None):
         super().__init__(label)
         self._path, self._items = os.path.join(out, "item_counts.tsv"), items
 
-    def expand(self, counts):
-        zeros = self._items | "Zeros" >> beam.Map(lambda i: (i["item_id"], 0))
+    def expand(self, counters):
+        totals = counters | "Sum" >> beam.CombineGlobally(CountersSum())
         return (
-            (zeros, counts)
-            | "All" >> beam.Flatten()
-            | "Sum" >> beam.CombinePerKey(sum)
-            | "Line" >> beam.MapTuple(lambda item, n: f"{item}\t{n}")
+            self._items
+            | "Line"
+            >> beam.Map(
+                lambda i, n: f"{i['item_id']}\t{n.get(i['item_id'], 0)}", beam.pvalue.AsSingleton(totals)
+            )
             | "WriteCounts" >> WriteSortedLines(self._path)
         )
 
@@ -145,14 +165,11 @@ class WriteJson(beam.PTransform):
 
     def __init__(self, out: str, name: str, label=None):
         super().__init__(label)
-        self._prefix = os.path.join(out, name)
+        self._path = os.path.join(out, f"{name}.json")
 
     def expand(self, value):
-        return (
-            value
-            | "ToJson" >> beam.Map(json.dumps)
-            | "Write" >> beam.io.WriteToText(self._prefix, file_name_suffix=".json", shard_name_template="")
-        )
+        path = self._path
+        return value | "Write" >> beam.Map(lambda v: write_whole_file(path, json.dumps(v)))
 
 
 class WriteStats(beam.PTransform):

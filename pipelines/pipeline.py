@@ -15,9 +15,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from ntr.pipelines.config import PreprocessConfig
 from ntr.pipelines.events import ACTIONS, REASONS, Label
-from ntr.pipelines.io import ReadRows, check_inputs
+from ntr.pipelines.io import ReadRowBatches, check_inputs
 from ntr.pipelines.items import ItemsFromEvents, ReadItems
-from ntr.pipelines.label import LabelEvents
 from ntr.pipelines.outputs import (
     CUTS_PART,
     STATS_PART,
@@ -28,8 +27,9 @@ from ntr.pipelines.outputs import (
     WriteStats,
     WriteWindows,
 )
+from ntr.pipelines.prepare import STATS_TAG, TIMESTAMPS_TAG, PrepareEvents
 from ntr.pipelines.sequences import ITEM_COUNT_TAG, SPLITS, SUMMARY_TAG, BuildSequences, time_cuts
-from ntr.pipelines.validate import DEAD_LETTER_TAG, ValidateEvents
+from ntr.pipelines.validate import DEAD_LETTER_TAG
 
 VOCABS = ("items", "creators", "categories", "reasons", "actions")
 _OUTPUT_GLOBS = (
@@ -46,7 +46,7 @@ _OUTPUT_GLOBS = (
 def build_pipeline(pipeline: beam.Pipeline, config: PreprocessConfig) -> None:
     """Adds every stage of preprocessing to `pipeline`; outputs go under `config.output_dir`."""
     out = config.output_dir
-    raw = pipeline | "ReadEvents" >> ReadRows(config.events_path)
+    rows = pipeline | "ReadEvents" >> ReadRowBatches(config.events_path)
     known = item_dead = None
     if config.items_path:
         items, item_dead = pipeline | "ReadItems" >> ReadItems(config.items_path)
@@ -57,31 +57,28 @@ def build_pipeline(pipeline: beam.Pipeline, config: PreprocessConfig) -> None:
             | "ToSet" >> beam.Map(frozenset)
         )
 
-    validated = raw | "ValidateEvents" >> ValidateEvents(known)
-    labelled = validated.events | "LabelEvents" >> LabelEvents(config)
-    cuts = time_cuts(config.split, labelled | "Timestamps" >> beam.Map(lambda e: e["timestamp"]))
-    sequences = labelled | "BuildSequences" >> BuildSequences(config, cuts)
+    prepared = rows | "PrepareEvents" >> PrepareEvents(config, known)
+    cuts = time_cuts(config.split, prepared[TIMESTAMPS_TAG])
+    sequences = prepared.events | "BuildSequences" >> BuildSequences(config, cuts)
     if not config.items_path:
-        items = labelled | "ItemsFromEvents" >> ItemsFromEvents()
+        items = prepared.events | "EventLists" >> beam.Values() | "ItemsFromEvents" >> ItemsFromEvents()
 
     for split in SPLITS:
         _ = sequences[split] | f"Write{split.title()}" >> WriteWindows(out, split, config.num_shards)
     _ = items | "WriteItems" >> WriteItems(out)
     _ = sequences[ITEM_COUNT_TAG] | "WriteItemCounts" >> WriteItemCounts(out, items)
-    event_dead = (validated.dead_letter, sequences[DEAD_LETTER_TAG]) | "EventDead" >> beam.Flatten()
-    all_dead = [event_dead] if item_dead is None else [event_dead, item_dead]
-    _ = all_dead | "AllDead" >> beam.Flatten() | "WriteDeadLetters" >> WriteDeadLetters(out)
-
-    def kind_counter(total_key):
-        return lambda d: collections.Counter({total_key: 1, f"dead_letter.{d['kind']}": 1})
-
-    stat_parts = [
-        raw | "RowsIn" >> beam.Map(lambda _: collections.Counter(rows_in=1)),
-        event_dead | "DeadKinds" >> beam.Map(kind_counter("rows_dead_letter")),
-        sequences[SUMMARY_TAG],
-    ]
+    all_dead = [prepared.dead_letter, sequences[DEAD_LETTER_TAG]]
+    stat_parts = [prepared[STATS_TAG], sequences[SUMMARY_TAG]]
     if item_dead is not None:
-        stat_parts.append(item_dead | "ItemDeadKinds" >> beam.Map(kind_counter("items_dead_letter")))
+        all_dead.append(item_dead)
+        stat_parts.append(
+            item_dead
+            | "ItemDeadKinds"
+            >> beam.Map(
+                lambda d: collections.Counter({"items_dead_letter": 1, f"dead_letter.{d['kind']}": 1})
+            )
+        )
+    _ = all_dead | "AllDead" >> beam.Flatten() | "WriteDeadLetters" >> WriteDeadLetters(out)
     _ = stat_parts | "StatParts" >> beam.Flatten() | "WriteStats" >> WriteStats(out)
     if cuts is not None:
         _ = cuts | "WriteCuts" >> WriteJson(out, CUTS_PART)

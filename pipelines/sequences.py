@@ -139,26 +139,31 @@ class _BuildFn(beam.DoFn):
         self._rows_out = beam.metrics.Metrics.counter("ntr.sequences", "rows_out")
 
     def process(self, keyed, cuts):
-        user_id, events = keyed
-        windows, duplicates, summary, item_counts = build_user_sequences(
-            user_id, list(events), self._config, cuts
-        )
+        user_id, batches = keyed
+        events = [event for batch in batches for event in batch]
+        windows, duplicates, summary, item_counts = build_user_sequences(user_id, events, self._config, cuts)
         self._windows.inc(len(windows))
         self._duplicates.inc(len(duplicates))
         self._rows_out.inc(summary["rows_out"])
+        if duplicates:
+            summary["rows_dead_letter"] += len(duplicates)
+            summary["dead_letter.duplicate_event"] += len(duplicates)
         for window in windows:
             yield beam.pvalue.TaggedOutput(window["split"], window)
         for record in duplicates:
             yield beam.pvalue.TaggedOutput(DEAD_LETTER_TAG, record)
         yield beam.pvalue.TaggedOutput(SUMMARY_TAG, summary)
-        yield from (beam.pvalue.TaggedOutput(ITEM_COUNT_TAG, kv) for kv in item_counts.items())
+        if item_counts:
+            yield beam.pvalue.TaggedOutput(ITEM_COUNT_TAG, item_counts)
 
 
 class BuildSequences(beam.PTransform):
-    """Labelled events -> windows per split, duplicate dead letters, summaries and item counts.
+    """Per-user event lists -> windows per split, duplicate dead letters, summaries, item counts.
 
-    Output tags: `train`, `valid`, `test` (windows), `dead_letter`, `summary` (one Counter per
-    user), `item_counts` ((item_id, positive train targets) per user and item).
+    Input: `(user_id, [labelled events])` pairs, any number per user (`PrepareEvents` gives one
+    per user and batch). Output tags: `train`, `valid`, `test` (windows), `dead_letter`,
+    `summary` (one Counter per user, duplicates counted as dead letters), `item_counts` (one
+    Counter of positive train targets per item, per user).
     """
 
     def __init__(self, config: PreprocessConfig, cuts=None, label=None):
@@ -167,11 +172,10 @@ class BuildSequences(beam.PTransform):
         self._config = config
         self._cuts = cuts
 
-    def expand(self, events):
+    def expand(self, user_events):
         cuts = beam.pvalue.AsSingleton(self._cuts) if self._cuts is not None else None
         return (
-            events
-            | "KeyByUser" >> beam.Map(lambda e: (e["user_id"], e))
+            user_events
             | "GroupByUser" >> beam.GroupByKey()
             | "Build"
             >> beam.ParDo(_BuildFn(self._config), cuts).with_outputs(
@@ -182,6 +186,8 @@ class BuildSequences(beam.PTransform):
 
 def time_cuts(split: SplitConfig, timestamps) -> beam.PCollection | None:
     """The global time cuts as a singleton PCollection (None in `last_events` mode).
+
+    `timestamps` holds lists of event times (`PrepareEvents`' `timestamps` output).
 
     Explicit `valid_start`/`test_start` win; missing ones are the configured quantiles of all
     event timestamps (Beam's approximate quantiles, exact at these sizes).
@@ -198,5 +204,7 @@ def time_cuts(split: SplitConfig, timestamps) -> beam.PCollection | None:
         return {"valid_start": int(valid), "test_start": int(max(valid, test))}
 
     return (
-        timestamps | "Quantiles" >> beam.ApproximateQuantiles.Globally(1001) | "ToCuts" >> beam.Map(to_cuts)
+        timestamps
+        | "Quantiles" >> beam.ApproximateQuantiles.Globally(1001, input_batched=True)
+        | "ToCuts" >> beam.Map(to_cuts)
     )

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import apache_beam as beam
-
 from ntr.pipelines.events import ACTIONS, MAX_TIMESTAMP, REASONS, REQUIRED_COLUMNS
 
 DEAD_LETTER_TAG = "dead_letter"
@@ -106,51 +104,8 @@ def parse_event(row: dict, known_items: frozenset[str] | None = None) -> dict:
     }
 
 
-class _ValidateFn(beam.DoFn):
-    def __init__(self):
-        self.valid = beam.metrics.Metrics.counter("ntr.validate", "rows_valid")
-        self.invalid = beam.metrics.Metrics.counter("ntr.validate", "rows_dead_letter")
-
-    def process(self, row, known_items):
-        if isinstance(row, dict) and "_malformed" in row:
-            self.invalid.inc()
-            yield beam.pvalue.TaggedOutput(
-                DEAD_LETTER_TAG, dead_letter(row["_malformed"], "malformed_row", row["_error"])
-            )
-            return
-        try:
-            event = parse_event(row, known_items)
-        except InvalidRow as err:
-            self.invalid.inc()
-            beam.metrics.Metrics.counter("ntr.dead_letter", err.kind).inc()
-            yield beam.pvalue.TaggedOutput(DEAD_LETTER_TAG, dead_letter(row, err.kind, str(err)))
-            return
-        self.valid.inc()
-        yield event
-
-
-class ValidateEvents(beam.PTransform):
-    """Raw rows -> (valid events, dead letters).
-
-    Input: a PCollection of dicts as read (see `ntr.pipelines.io`); a row that could not even
-    be parsed arrives as `{"_malformed": text, "_error": message}`.
-    Output: a DoOutputsTuple with the main output (canonical events) and `dead_letter`.
-    """
-
-    def __init__(self, known_items=None, label=None):
-        """Args: known_items: a singleton PCollection (or None) of the catalogue's item ids."""
-        super().__init__(label)
-        self._known_items = known_items
-
-    def expand(self, rows):
-        known = beam.pvalue.AsSingleton(self._known_items) if self._known_items is not None else None
-        return rows | "Validate" >> beam.ParDo(_ValidateFn(), known).with_outputs(
-            DEAD_LETTER_TAG, main="events"
-        )
-
-
 def parse_json_line(line: str) -> dict:
-    """A JSONL line -> dict, or the malformed marker ValidateEvents turns into a dead letter."""
+    """A JSONL line -> dict, or the malformed marker validation turns into a dead letter."""
     try:
         row = json.loads(line)
     except json.JSONDecodeError as err:

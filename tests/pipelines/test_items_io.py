@@ -65,9 +65,12 @@ def test_read_items_normalises_and_dead_letters(tmp_path):
 
 
 def test_items_from_events():
-    events = [event("u", "a", 1, duration=5000), event("u", "a", 2, duration=7000), event("u", "b", 3)]
+    lists = [
+        [event("u", "a", 1, duration=5000), event("u", "a", 2, duration=7000), event("u", "b", 3)],
+        [event("v", "a", 4, duration=6000), event("v", "b", 5)],
+    ]
     with TestPipeline() as p:
-        items = p | beam.Create(events) | ItemsFromEvents()
+        items = p | beam.Create(lists) | ItemsFromEvents()
         assert_that(
             items,
             equal_to(

@@ -1,4 +1,4 @@
-"""The LabelEvents PTransform on literal events."""
+"""Labelling literal events, alone and inside the PrepareEvents PTransform."""
 
 import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline
@@ -6,13 +6,14 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from ntr.pipelines.config import PreprocessConfig
 from ntr.pipelines.events import LabelConfig
-from ntr.pipelines.label import LabelEvents, label_one
+from ntr.pipelines.label import label_one
+from ntr.pipelines.prepare import PrepareEvents
 from tests.conftest import event
 
 CONFIG = PreprocessConfig(events_path="-", output_dir="-", label=LabelConfig(skip_ms=3000, skip_ratio=0.1))
 
 
-def test_label_events_transform():
+def test_labels_and_the_prepare_transform():
     events = [
         event("u", "a", 1, "view", watch=1000, duration=20_000),
         event("u", "b", 2, "view", watch=15_000, duration=20_000),
@@ -27,8 +28,10 @@ def test_label_events_transform():
         dict(events[3], label="EXPLICIT_NEGATIVE"),
         dict(events[4], label="EXPLICIT_NEGATIVE"),  # a plain dislike implies no reason
     ]
+    assert [label_one(e, CONFIG) for e in events] == expected
     with TestPipeline() as p:
-        assert_that(p | beam.Create(events) | LabelEvents(CONFIG), equal_to(expected))
+        prepared = p | beam.Create([events]) | PrepareEvents(CONFIG)
+        assert_that(prepared.events, equal_to([("u", expected)]))
 
 
 def test_implied_reasons_can_be_turned_off():

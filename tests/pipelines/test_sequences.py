@@ -89,8 +89,10 @@ def test_build_sequences_transform():
     )  # fmt: skip
     events = [labelled("u1", f"i{t}", t + 1) for t in range(3)] + [labelled("u2", "i9", 1)]
     events.append(dict(events[0]))  # duplicate
+    # As PrepareEvents hands them on: per user and batch; u1's events arrive in two lists.
+    user_lists = [("u1", events[:2]), ("u2", [events[3]]), ("u1", [events[2], events[4]])]
     with TestPipeline() as p:
-        out = p | beam.Create(events) | BuildSequences(config)
+        out = p | beam.Create(user_lists) | BuildSequences(config)
 
         def shape(w):
             return (w["user_id"], [e["item_id"] for e in w["events"]], w["is_target"])
@@ -107,7 +109,7 @@ def test_build_sequences_transform():
             out.dead_letter | beam.Map(lambda d: d["kind"]), equal_to(["duplicate_event"]), label="Dead"
         )
         assert_that(
-            out.summary | beam.Map(lambda c: (c["users"], c["rows_out"])),
-            equal_to([(1, 3), (1, 1)]),
+            out.summary | beam.Map(lambda c: (c["users"], c["rows_out"], c["rows_dead_letter"])),
+            equal_to([(1, 3, 1), (1, 1, 0)]),
             label="Sum",
         )

@@ -1,11 +1,14 @@
-"""Validation: every dead-letter kind, as a pure function and as the ValidateEvents PTransform."""
+"""Validation: every dead-letter kind as a pure function, and the PrepareEvents PTransform."""
 
 import apache_beam as beam
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from ntr.pipelines.validate import InvalidRow, ValidateEvents, parse_event, parse_json_line
+from ntr.pipelines.config import PreprocessConfig
+from ntr.pipelines.label import label_one
+from ntr.pipelines.prepare import PrepareEvents
+from ntr.pipelines.validate import InvalidRow, parse_event, parse_json_line
 from tests.conftest import event
 
 GOOD = {"user_id": "u1", "item_id": "i1", "timestamp": 1_600_000_000, "action": "view", "watch_ms": 5000}
@@ -48,23 +51,49 @@ def test_malformed_json_is_marked_not_raised():
     assert parse_json_line("[1, 2]")["_error"] == "a JSONL line must be an object"
 
 
-def test_validate_events_transform_splits_valid_and_dead():
+def test_prepare_events_transform_groups_valid_and_counts_dead():
     rows = [
         GOOD,
         dict(GOOD, action="love"),
         dict(GOOD, item_id="ghost"),
         parse_json_line("{broken"),
         dict(GOOD, user_id="u2", watch_ms=-3),
+        dict(GOOD, user_id="u2", timestamp=1_600_000_001),
+        dict(GOOD, timestamp=1_600_000_002, action="dislike"),
     ]
+    config = PreprocessConfig(events_path="-", output_dir="-")
+    labelled = [label_one(parse_event(r), config) for r in (rows[0], rows[5], rows[6])]
     with TestPipeline() as p:
         known = p | "Known" >> beam.Create([frozenset({"i1"})])
-        out = p | beam.Create(rows) | ValidateEvents(known)
+        # Two batches: u1's events come from both, so it leaves as two lists.
+        out = p | beam.Create([rows[:4], rows[4:]]) | PrepareEvents(config, known)
         assert_that(
-            out.events, equal_to([event("u1", "i1", 1_600_000_000, "view", watch=5000)]), label="Valid"
+            out.events,
+            equal_to([("u1", [labelled[0]]), ("u2", [labelled[1]]), ("u1", [labelled[2]])]),
+            label="Valid",
         )
-        kinds = out.dead_letter | beam.Map(lambda d: d["kind"])
+        kinds = out.dead_letter | beam.Map(lambda d: (d["kind"], d["row"]))
         assert_that(
             kinds,
-            equal_to(["unknown_action", "unknown_item", "malformed_row", "negative_watch_time"]),
+            equal_to([
+                ("unknown_action", rows[1]),
+                ("unknown_item", rows[2]),
+                ("malformed_row", "{broken"),  # the line as read, not the marker
+                ("negative_watch_time", rows[4]),
+            ]),
             label="Dead",
+        )  # fmt: skip
+        assert_that(
+            out.stats | beam.Map(dict),
+            equal_to([
+                {"rows_in": 4, "rows_dead_letter": 3, "dead_letter.unknown_action": 1,
+                 "dead_letter.unknown_item": 1, "dead_letter.malformed_row": 1},
+                {"rows_in": 3, "rows_dead_letter": 1, "dead_letter.negative_watch_time": 1},
+            ]),
+            label="Stats",
+        )  # fmt: skip
+        assert_that(
+            out.timestamps | beam.Map(sorted),
+            equal_to([[1_600_000_000], [1_600_000_001, 1_600_000_002]]),
+            label="Timestamps",
         )
