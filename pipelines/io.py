@@ -71,6 +71,20 @@ def matched_files(pattern: str) -> list[str]:
     return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
 
 
+# A compressed event log is counted this many times its size when sizing work (JSON and CSV
+# logs compress about 5 to 10 times).
+COMPRESSED_RATIO = 6
+
+
+def input_bytes(pattern: str) -> int:
+    """The (estimated uncompressed) size of every file matching `pattern`."""
+    total = 0
+    for meta in FileSystems.match([pattern])[0].metadata_list:
+        compressed = CompressionTypes.detect_compression_type(meta.path) != CompressionTypes.UNCOMPRESSED
+        total += meta.size_in_bytes * (COMPRESSED_RATIO if compressed else 1)
+    return total
+
+
 # The byte ranges text files are read in (`ReadLineBatches`): the unit of work a runner spreads.
 RANGE_BYTES = 4 << 20
 
@@ -96,19 +110,24 @@ def range_lines(file_range: tuple[str, int, int], skip_header_lines: int = 0):
     first `skip_header_lines` of the file out of none."""
     path, start, stop = file_range
     with FileSystems.open(path) as handle:
-        position, number = start, 0
+        position = start
         if start > 0:
             handle.seek(start - 1)
             # The rest of the line that began before `start` (just "\n" when one begins at it).
             position = start - 1 + len(handle.readline())
-        while stop < 0 or position < stop:
-            raw = handle.readline()
-            if not raw:
-                break
-            position += len(raw)
+        if stop < 0:  # a compressed file, streamed line by line
+            chunks = iter(handle.readline, b"")
+        else:  # one read for the range, plus the rest of its last line
+            data = handle.read(max(0, stop - position))
+            if data and not data.endswith(b"\n"):
+                data += handle.readline()
+            # Split on "\n" only: JSON strings may hold U+2028, which str.splitlines() cuts at.
+            chunks = data.split(b"\n")
+            if chunks and not chunks[-1]:
+                chunks.pop()
+        for number, raw in enumerate(chunks):
             if start > 0 or number >= skip_header_lines:
                 yield raw.decode("utf-8").rstrip("\r\n")
-            number += 1
 
 
 # Rows per batch: bounds the memory of one batch whatever the range size.

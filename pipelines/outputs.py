@@ -26,29 +26,6 @@ def write_whole_file(path: str, text: str) -> str:
     return path
 
 
-class WriteSortedLines(beam.PTransform):
-    """Strings -> one file with them sorted, one per line (vocabularies, item counts).
-
-    A small output written whole by one step: Beam's sharded file sink would add a dozen steps
-    to the pipeline for one file, and their set-up is most of a small run's time.
-    """
-
-    def __init__(self, path: str, label=None):
-        super().__init__(label)
-        self._path = path
-
-    def expand(self, lines):
-        path = self._path
-        return (
-            lines
-            | "Collect" >> beam.combiners.ToList()
-            | "Write"
-            >> beam.Map(
-                lambda all_lines: write_whole_file(path, "".join(f"{x}\n" for x in sorted(all_lines)))
-            )
-        )
-
-
 class WriteWindows(beam.PTransform):
     """Windows of one split -> `<out>/<split>-SSSSS-of-NNNNN.tfrecord.gz` SequenceExamples."""
 
@@ -71,16 +48,23 @@ class WriteWindows(beam.PTransform):
 
 
 class WriteItems(beam.PTransform):
-    """Items -> `items.tfrecord.gz` and the item / creator / category vocabularies."""
+    """Item lists -> `items.tfrecord.gz`; the catalogue (`CatalogueFn`) -> the item / creator /
+    category vocabularies."""
 
-    def __init__(self, out: str, label=None):
+    def __init__(self, out: str, catalogue, label=None):
         super().__init__(label)
-        self._out = out
+        self._out, self._catalogue = out, catalogue
 
-    def expand(self, items):
-        _ = (
-            items
-            | "Encode" >> beam.Map(encode_item)
+    def expand(self, item_lists):
+        vocab = os.path.join(self._out, "vocab")
+        _ = self._catalogue | "WriteVocabs" >> beam.Map(
+            lambda c: [
+                write_whole_file(f"{vocab}/{n}.txt", "".join(f"{x}\n" for x in c[n])) for n in sorted(c)
+            ]
+        )
+        return (
+            item_lists
+            | "Encode" >> beam.FlatMap(lambda items: [encode_item(i) for i in items])
             | "Write"
             >> beam.io.WriteToTFRecord(
                 os.path.join(self._out, "items"),
@@ -89,40 +73,28 @@ class WriteItems(beam.PTransform):
                 compression_type=GZIP,
             )
         )
-        vocab = os.path.join(self._out, "vocab")
-        tokens = {
-            "items": lambda i: [i["item_id"]],
-            "creators": lambda i: [i["creator_id"]] if i["creator_id"] else [],
-            "categories": lambda i: i["categories"],
-        }
-        for name, extract in tokens.items():
-            _ = (
-                items
-                | f"{name.title()}Tokens" >> beam.FlatMap(extract)
-                | f"{name.title()}Distinct" >> beam.Distinct()
-                | f"{name.title()}Vocab" >> WriteSortedLines(f"{vocab}/{name}.txt")
-            )
-        return items
 
 
 class WriteItemCounts(beam.PTransform):
-    """Counters of positive train targets per item, and the items -> `item_counts.tsv`, every
-    item listed (0 too)."""
+    """Counters of positive train targets per item, and the catalogue -> `item_counts.tsv`,
+    every item listed (0 too)."""
 
-    def __init__(self, out: str, items, label=None):
+    def __init__(self, out: str, catalogue, label=None):
         super().__init__(label)
-        self._path, self._items = os.path.join(out, "item_counts.tsv"), items
+        self._path, self._catalogue = os.path.join(out, "item_counts.tsv"), catalogue
 
     def expand(self, counters):
-        totals = counters | "Sum" >> beam.CombineGlobally(CountersSum())
-        return (
-            self._items
-            | "Line"
-            >> beam.Map(
-                lambda i, n: f"{i['item_id']}\t{n.get(i['item_id'], 0)}", beam.pvalue.AsSingleton(totals)
-            )
-            | "WriteCounts" >> WriteSortedLines(self._path)
-        )
+        path = self._path
+        totals = beam.pvalue.AsSingleton(counters | "Sum" >> beam.CombineGlobally(CountersSum()))
+
+        def write(catalogue, counts):
+            unknown = set(counts) - set(catalogue["items"])
+            if unknown:  # every event's item is in the catalogue; a miss would be a bug
+                raise RuntimeError(f"item counts for items not in the catalogue: {sorted(unknown)[:5]}")
+            lines = sorted(f"{i}\t{counts.get(i, 0)}" for i in catalogue["items"])
+            return write_whole_file(path, "".join(f"{line}\n" for line in lines))
+
+        return self._catalogue | "Write" >> beam.Map(write, totals)
 
 
 class WriteDeadLetters(beam.PTransform):

@@ -15,8 +15,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from ntr.pipelines.config import PreprocessConfig
 from ntr.pipelines.events import ACTIONS, REASONS, Label
-from ntr.pipelines.io import ReadRowBatches, check_inputs
-from ntr.pipelines.items import ItemsFromEvents, ReadItems
+from ntr.pipelines.io import ReadRowBatches, check_inputs, input_bytes
+from ntr.pipelines.items import CatalogueFn, ItemsFromEvents, ReadItems
 from ntr.pipelines.outputs import (
     CUTS_PART,
     STATS_PART,
@@ -27,7 +27,7 @@ from ntr.pipelines.outputs import (
     WriteStats,
     WriteWindows,
 )
-from ntr.pipelines.prepare import STATS_TAG, TIMESTAMPS_TAG, PrepareEvents
+from ntr.pipelines.prepare import STATS_TAG, TIMESTAMPS_TAG, PrepareEvents, bucket_count, unpack_events
 from ntr.pipelines.sequences import ITEM_COUNT_TAG, SPLITS, SUMMARY_TAG, BuildSequences, time_cuts
 from ntr.pipelines.validate import DEAD_LETTER_TAG
 
@@ -47,26 +47,26 @@ def build_pipeline(pipeline: beam.Pipeline, config: PreprocessConfig) -> None:
     """Adds every stage of preprocessing to `pipeline`; outputs go under `config.output_dir`."""
     out = config.output_dir
     rows = pipeline | "ReadEvents" >> ReadRowBatches(config.events_path)
+    num_buckets = bucket_count(input_bytes(config.events_path))
     known = item_dead = None
     if config.items_path:
-        items, item_dead = pipeline | "ReadItems" >> ReadItems(config.items_path)
-        known = (
-            items
-            | "ItemIds" >> beam.Map(lambda i: i["item_id"])
-            | "KnownItems" >> beam.combiners.ToList()
-            | "ToSet" >> beam.Map(frozenset)
-        )
+        item_buckets = bucket_count(input_bytes(config.items_path))
+        items, item_dead = pipeline | "ReadItems" >> ReadItems(config.items_path, item_buckets)
+        catalogue = items | "Catalogue" >> beam.CombineGlobally(CatalogueFn())
+        known = catalogue | "KnownItems" >> beam.Map(lambda c: frozenset(c["items"]))
 
-    prepared = rows | "PrepareEvents" >> PrepareEvents(config, known)
+    prepared = rows | "PrepareEvents" >> PrepareEvents(config, known, num_buckets)
     cuts = time_cuts(config.split, prepared[TIMESTAMPS_TAG])
     sequences = prepared.events | "BuildSequences" >> BuildSequences(config, cuts)
     if not config.items_path:
-        items = prepared.events | "EventLists" >> beam.Values() | "ItemsFromEvents" >> ItemsFromEvents()
+        event_lists = prepared.events | "EventLists" >> beam.MapTuple(lambda _, packed: unpack_events(packed))
+        items = event_lists | "ItemsFromEvents" >> ItemsFromEvents(num_buckets)
+        catalogue = items | "Catalogue" >> beam.CombineGlobally(CatalogueFn())
 
     for split in SPLITS:
         _ = sequences[split] | f"Write{split.title()}" >> WriteWindows(out, split, config.num_shards)
-    _ = items | "WriteItems" >> WriteItems(out)
-    _ = sequences[ITEM_COUNT_TAG] | "WriteItemCounts" >> WriteItemCounts(out, items)
+    _ = items | "WriteItems" >> WriteItems(out, catalogue)
+    _ = sequences[ITEM_COUNT_TAG] | "WriteItemCounts" >> WriteItemCounts(out, catalogue)
     all_dead = [prepared.dead_letter, sequences[DEAD_LETTER_TAG]]
     stat_parts = [prepared[STATS_TAG], sequences[SUMMARY_TAG]]
     if item_dead is not None:

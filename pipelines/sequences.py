@@ -15,6 +15,7 @@ import json
 import apache_beam as beam
 
 from ntr.pipelines.config import PreprocessConfig, SplitConfig
+from ntr.pipelines.prepare import unpack_events
 from ntr.pipelines.validate import DEAD_LETTER_TAG, dead_letter
 
 SPLITS = ("train", "valid", "test")
@@ -139,31 +140,42 @@ class _BuildFn(beam.DoFn):
         self._rows_out = beam.metrics.Metrics.counter("ntr.sequences", "rows_out")
 
     def process(self, keyed, cuts):
-        user_id, batches = keyed
-        events = [event for batch in batches for event in batch]
-        windows, duplicates, summary, item_counts = build_user_sequences(user_id, events, self._config, cuts)
-        self._windows.inc(len(windows))
-        self._duplicates.inc(len(duplicates))
+        _, batches = keyed
+        by_user = collections.defaultdict(list)
+        for batch in batches:
+            for event in unpack_events(batch):
+                by_user[event["user_id"]].append(event)
+        summary, item_counts = collections.Counter(), collections.Counter()
+        for user_id in sorted(by_user):
+            windows, duplicates, user_summary, user_items = build_user_sequences(
+                user_id, by_user[user_id], self._config, cuts
+            )
+            summary.update(user_summary)
+            item_counts.update(user_items)
+            if duplicates:
+                summary["rows_dead_letter"] += len(duplicates)
+                summary["dead_letter.duplicate_event"] += len(duplicates)
+            self._windows.inc(len(windows))
+            self._duplicates.inc(len(duplicates))
+            for window in windows:
+                yield beam.pvalue.TaggedOutput(window["split"], window)
+            for record in duplicates:
+                yield beam.pvalue.TaggedOutput(DEAD_LETTER_TAG, record)
         self._rows_out.inc(summary["rows_out"])
-        if duplicates:
-            summary["rows_dead_letter"] += len(duplicates)
-            summary["dead_letter.duplicate_event"] += len(duplicates)
-        for window in windows:
-            yield beam.pvalue.TaggedOutput(window["split"], window)
-        for record in duplicates:
-            yield beam.pvalue.TaggedOutput(DEAD_LETTER_TAG, record)
         yield beam.pvalue.TaggedOutput(SUMMARY_TAG, summary)
         if item_counts:
             yield beam.pvalue.TaggedOutput(ITEM_COUNT_TAG, item_counts)
 
 
 class BuildSequences(beam.PTransform):
-    """Per-user event lists -> windows per split, duplicate dead letters, summaries, item counts.
+    """Bucketed event lists -> windows per split, duplicate dead letters, summaries, item counts.
 
-    Input: `(user_id, [labelled events])` pairs, any number per user (`PrepareEvents` gives one
-    per user and batch). Output tags: `train`, `valid`, `test` (windows), `dead_letter`,
-    `summary` (one Counter per user, duplicates counted as dead letters), `item_counts` (one
-    Counter of positive train targets per item, per user).
+    Input: `(key, [packed labelled events])` pairs (`prepare.pack_event`), any number per key,
+    where every event of a user carries the same key (`PrepareEvents` keys by user bucket;
+    keying by user id works too).
+    Output tags: `train`, `valid`, `test` (windows), `dead_letter`, `summary` (one Counter per
+    key, duplicates counted as dead letters), `item_counts` (one Counter of positive train
+    targets per item, per key).
     """
 
     def __init__(self, config: PreprocessConfig, cuts=None, label=None):
@@ -176,7 +188,7 @@ class BuildSequences(beam.PTransform):
         cuts = beam.pvalue.AsSingleton(self._cuts) if self._cuts is not None else None
         return (
             user_events
-            | "GroupByUser" >> beam.GroupByKey()
+            | "GroupByBucket" >> beam.GroupByKey()
             | "Build"
             >> beam.ParDo(_BuildFn(self._config), cuts).with_outputs(
                 *SPLITS, DEAD_LETTER_TAG, SUMMARY_TAG, ITEM_COUNT_TAG

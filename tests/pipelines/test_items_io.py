@@ -1,4 +1,5 @@
-"""ReadRows, ReadItems and ItemsFromEvents as PTransforms on literal fixture files."""
+"""ReadRows, ReadItems and ItemsFromEvents as PTransforms on literal fixture files (items come
+in lists, one per item bucket; the tests read them flattened)."""
 
 import apache_beam as beam
 import pytest
@@ -36,7 +37,8 @@ def test_read_items_normalises_and_dead_letters(tmp_path):
         ],
     )
     with TestPipeline() as p:
-        items, dead = p | ReadItems(path)
+        item_lists, dead = p | ReadItems(path, num_buckets=3)
+        items = item_lists | "Flat" >> beam.FlatMap(lambda lst: lst)
         assert_that(
             items,
             equal_to(
@@ -70,9 +72,9 @@ def test_items_from_events():
         [event("v", "a", 4, duration=6000), event("v", "b", 5)],
     ]
     with TestPipeline() as p:
-        items = p | beam.Create(lists) | ItemsFromEvents()
+        item_lists = p | beam.Create(lists) | ItemsFromEvents(num_buckets=3)
         assert_that(
-            items,
+            item_lists | beam.FlatMap(lambda lst: lst),
             equal_to(
                 [
                     {"item_id": "a", "creator_id": "", "categories": [], "duration_ms": 7000, "text": ""},

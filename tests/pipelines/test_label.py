@@ -7,7 +7,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from ntr.pipelines.config import PreprocessConfig
 from ntr.pipelines.events import LabelConfig
 from ntr.pipelines.label import label_one
-from ntr.pipelines.prepare import PrepareEvents
+from ntr.pipelines.prepare import PrepareEvents, unpack_events
 from tests.conftest import event
 
 CONFIG = PreprocessConfig(events_path="-", output_dir="-", label=LabelConfig(skip_ms=3000, skip_ratio=0.1))
@@ -31,7 +31,9 @@ def test_labels_and_the_prepare_transform():
     assert [label_one(e, CONFIG) for e in events] == expected
     with TestPipeline() as p:
         prepared = p | beam.Create([events]) | PrepareEvents(CONFIG)
-        assert_that(prepared.events, equal_to([("u", expected)]))
+        assert_that(
+            prepared.events | beam.MapTuple(lambda _, packed: unpack_events(packed)), equal_to([expected])
+        )
 
 
 def test_implied_reasons_can_be_turned_off():

@@ -8,6 +8,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from ntr.pipelines.config import PreprocessConfig, SplitConfig
+from ntr.pipelines.prepare import pack_event
 from ntr.pipelines.sequences import BuildSequences, assign_splits, build_user_sequences, make_windows
 from tests.conftest import event
 
@@ -89,8 +90,10 @@ def test_build_sequences_transform():
     )  # fmt: skip
     events = [labelled("u1", f"i{t}", t + 1) for t in range(3)] + [labelled("u2", "i9", 1)]
     events.append(dict(events[0]))  # duplicate
-    # As PrepareEvents hands them on: per user and batch; u1's events arrive in two lists.
-    user_lists = [("u1", events[:2]), ("u2", [events[3]]), ("u1", [events[2], events[4]])]
+    # As PrepareEvents hands them on: packed, keyed by user bucket (here u1 and u2 share bucket
+    # 0), one list per bucket and batch; u1's events arrive in two lists.
+    packed = [pack_event(e) for e in events]
+    user_lists = [(0, packed[:2] + [packed[3]]), (0, [packed[2], packed[4]])]
     with TestPipeline() as p:
         out = p | beam.Create(user_lists) | BuildSequences(config)
 
@@ -110,6 +113,6 @@ def test_build_sequences_transform():
         )
         assert_that(
             out.summary | beam.Map(lambda c: (c["users"], c["rows_out"], c["rows_dead_letter"])),
-            equal_to([(1, 3, 1), (1, 1, 0)]),
+            equal_to([(2, 4, 1)]),  # one summary per bucket
             label="Sum",
         )

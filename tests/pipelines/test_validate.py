@@ -1,5 +1,7 @@
 """Validation: every dead-letter kind as a pure function, and the PrepareEvents PTransform."""
 
+import zlib
+
 import apache_beam as beam
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
@@ -7,7 +9,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from ntr.pipelines.config import PreprocessConfig
 from ntr.pipelines.label import label_one
-from ntr.pipelines.prepare import PrepareEvents
+from ntr.pipelines.prepare import PrepareEvents, pack_event, unpack_events, user_bucket
 from ntr.pipelines.validate import InvalidRow, parse_event, parse_json_line
 from tests.conftest import event
 
@@ -66,10 +68,18 @@ def test_prepare_events_transform_groups_valid_and_counts_dead():
     with TestPipeline() as p:
         known = p | "Known" >> beam.Create([frozenset({"i1"})])
         # Two batches: u1's events come from both, so it leaves as two lists.
-        out = p | beam.Create([rows[:4], rows[4:]]) | PrepareEvents(config, known)
+        out = p | beam.Create([rows[:4], rows[4:]]) | PrepareEvents(config, known, num_buckets=16)
+        u1, u2 = user_bucket("u1", 16), user_bucket("u2", 16)
+        assert u1 != u2  # so each batch's users leave in separate lists
         assert_that(
             out.events,
-            equal_to([("u1", [labelled[0]]), ("u2", [labelled[1]]), ("u1", [labelled[2]])]),
+            equal_to(
+                [
+                    (u1, [pack_event(labelled[0])]),
+                    (u2, [pack_event(labelled[1])]),
+                    (u1, [pack_event(labelled[2])]),
+                ]
+            ),
             label="Valid",
         )
         kinds = out.dead_letter | beam.Map(lambda d: (d["kind"], d["row"]))
@@ -97,3 +107,12 @@ def test_prepare_events_transform_groups_valid_and_counts_dead():
             equal_to([[1_600_000_000], [1_600_000_001, 1_600_000_002]]),
             label="Timestamps",
         )
+
+
+def test_packing_round_trips_and_buckets_are_stable():
+    labelled = label_one(parse_event(GOOD), PreprocessConfig(events_path="-", output_dir="-"))
+    assert unpack_events([pack_event(labelled)]) == [labelled]
+    # crc32, not the per-process salted hash(): the same bucket in every worker and every run.
+    assert [user_bucket(u, 16) for u in ("u1", "u2", "")] == [
+        zlib.crc32(u.encode()) % 16 for u in ("u1", "u2", "")
+    ]
