@@ -110,9 +110,10 @@ class _PrepareFn(beam.DoFn):
             beam.metrics.Metrics.counter("ntr.dead_letter", record["kind"]).inc()
             yield beam.pvalue.TaggedOutput(DEAD_LETTER_TAG, record)
         yield beam.pvalue.TaggedOutput(STATS_TAG, counts)
-        yield beam.pvalue.TaggedOutput(
-            TIMESTAMPS_TAG, [e["timestamp"] for events in by_user.values() for e in events]
-        )
+        if self._config.split.mode == "global_time":  # only the global time cuts read them
+            yield beam.pvalue.TaggedOutput(
+                TIMESTAMPS_TAG, [e["timestamp"] for events in by_user.values() for e in events]
+            )
 
 
 class PrepareEvents(beam.PTransform):
@@ -121,8 +122,8 @@ class PrepareEvents(beam.PTransform):
 
     Input: lists of raw row dicts (`ReadRowBatches`). Output tags: `events` (main; events as
     `pack_event` tuples, a user's events all in one bucket, `user_bucket`), `dead_letter`,
-    `stats` (one Counter per batch) and `timestamps` (one list per batch, for the global time
-    cuts).
+    `stats` (one Counter per batch) and `timestamps` (one list per batch, in `global_time`
+    split mode only: the global time cuts read them).
     """
 
     def __init__(

@@ -7,7 +7,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from ntr.pipelines.config import PreprocessConfig
+from ntr.pipelines.config import PreprocessConfig, SplitConfig
 from ntr.pipelines.label import label_one
 from ntr.pipelines.prepare import PrepareEvents, pack_event, unpack_events, user_bucket
 from ntr.pipelines.validate import InvalidRow, parse_event, parse_json_line
@@ -63,7 +63,8 @@ def test_prepare_events_transform_groups_valid_and_counts_dead():
         dict(GOOD, user_id="u2", timestamp=1_600_000_001),
         dict(GOOD, timestamp=1_600_000_002, action="dislike"),
     ]
-    config = PreprocessConfig(events_path="-", output_dir="-")
+    # global_time: the only split mode whose cuts need the timestamps output.
+    config = PreprocessConfig(events_path="-", output_dir="-", split=SplitConfig(mode="global_time"))
     labelled = [label_one(parse_event(r), config) for r in (rows[0], rows[5], rows[6])]
     with TestPipeline() as p:
         known = p | "Known" >> beam.Create([frozenset({"i1"})])
