@@ -75,6 +75,7 @@ def check_extra(command: argparse.ArgumentParser, module, extra: list[str]) -> N
 def main(argv: list[str] | None = None) -> int:
     parser, commands = build_parser()
     args, extra = parser.parse_known_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as given (local workers rerun it)
     check_extra(commands[args.command], COMMANDS[args.command], extra)
     try:
         return COMMANDS[args.command].run(args, extra)

@@ -31,6 +31,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="shortcut for --set train.seed=N")
     parser.add_argument("--strategy", choices=STRATEGIES, help="tf.distribute strategy (default: default)")
     parser.add_argument(
+        "--local-workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="start N multi-worker training processes on this machine (--strategy multi_worker)",
+    )
+    parser.add_argument(
         "--cpu-devices",
         type=int,
         default=0,
@@ -72,6 +79,16 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     config = resolve_config(args)
     data_dir = args.data_dir or os.path.join(args.workdir, "data")
     model_dir = model_dir_for(args)
+    if args.local_workers:
+        if config.train.strategy not in ("default", "multi_worker"):
+            raise ValueError(
+                f"--local-workers runs --strategy multi_worker, not {config.train.strategy}: drop one."
+            )
+        from ntr.cli.local_workers import run_local_workers  # noqa: PLC0415
+
+        if args.fresh and os.path.isdir(model_dir):  # here, not in each worker: they would race
+            shutil.rmtree(model_dir)
+        return run_local_workers(args.argv, args.local_workers)
     if args.cpu_devices:
         from ntr.retrieval.train import split_logical_cpus  # noqa: PLC0415 (TF starts here)
 
@@ -84,6 +101,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         shutil.rmtree(model_dir)
     print(f"training {config.model.variant} on {data_dir} -> {model_dir}")
     summary = train(config, data_dir, model_dir, progress=None if args.no_progress else TrainingBar())
+    if summary["worker_index"] != 0:
+        return 0  # the chief exports
     model = load_trained(model_dir, data_dir)
     exported = export_model(model, data_dir, model_dir)
     print(

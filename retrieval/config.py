@@ -56,7 +56,7 @@ VARIANT_DEFAULTS: dict[str, Any] = dict(
     ntr_form="softmax",
 )
 HISTORY_FORMS = ("target", "corpus", "topk")
-STRATEGIES = ("default", "mirrored", "one_device")
+STRATEGIES = ("default", "mirrored", "one_device", "multi_worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
@@ -206,7 +206,8 @@ class TrainConfig:
       patience: epochs without a better validation NDCG@10 before stopping.
       checkpoint_every: steps between checkpoints (also saved at each epoch end).
       seed: seeds initialisation, dropout and the per-epoch shuffle.
-      strategy: tf.distribute strategy: default, mirrored, one_device.
+      strategy: tf.distribute strategy: default, mirrored, one_device, or multi_worker (the
+        cluster in TF_CONFIG; `ntr train --local-workers N` starts one on this machine).
       eval_k: the K of the validation NDCG used for early stopping.
       jit_compile: compile the Transformer with XLA (`tf.function(jit_compile=True)`); the
         loss, whose shapes depend on how many targets a batch has, stays a plain graph.

@@ -16,6 +16,14 @@ from collections.abc import Callable
 
 from ntr.retrieval.config import RetrievalConfig
 from ntr.retrieval.data import sequence_dataset
+from ntr.retrieval.distribute import (
+    agreed_mean,
+    is_chief,
+    multi_worker_strategy,
+    remove_scratch,
+    worker_index,
+    write_dir,
+)
 from ntr.retrieval.evaluate import validation_ndcg
 from ntr.retrieval.items import ItemTable, load_item_table
 from ntr.retrieval.model import NTRModel
@@ -38,7 +46,10 @@ class TrainProgress:
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
-    """`default`, `mirrored` (all visible devices, e.g. logical CPUs) or `one_device`."""
+    """`default`, `mirrored` (all visible devices, e.g. logical CPUs), `one_device`, or
+    `multi_worker` (the cluster in `TF_CONFIG`, `ntr.retrieval.distribute`)."""
+    if name == "multi_worker":
+        return multi_worker_strategy()
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
@@ -48,7 +59,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         return tf.distribute.MirroredStrategy(devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
     if name == "one_device":
         return tf.distribute.OneDeviceStrategy(tf.config.list_logical_devices()[0].name)
-    raise ValueError(f"unknown strategy {name!r}: use default, mirrored or one_device.")
+    raise ValueError(f"unknown strategy {name!r}: use default, mirrored, one_device or multi_worker.")
 
 
 def apply_precision(precision: str, log: Callable[[str], None] = print) -> str:
@@ -117,7 +128,13 @@ def _train_batches(config: RetrievalConfig, data_dir: str, epoch: int, skip: int
         seed=config.train.seed + epoch,
     )
     # Strings cannot go through strategy.run on every device; the model does not need them.
-    return dataset.map(lambda b: {k: v for k, v in b.items() if k != "user_id"}).skip(skip)
+    dataset = dataset.map(lambda b: {k: v for k, v in b.items() if k != "user_id"}).skip(skip)
+    # Across workers, each takes its share of every global batch (the same steps in each, and
+    # the resume skip counts global batches); the default would shard by file, and there may
+    # be one train file.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
 def build_model(config: RetrievalConfig, data_dir: str, table: ItemTable | None = None) -> NTRModel:
@@ -168,18 +185,24 @@ def train(
     """Train (or resume) in `model_dir`; returns the summary also written to metrics.json.
 
     The best epoch by validation NDCG@`train.eval_k` is kept in checkpoints/best; training
-    stops after `train.patience` epochs without improvement.
+    stops after `train.patience` epochs without improvement. Under `multi_worker` every
+    worker calls this; only the chief (worker 0) writes `model_dir`'s files, and all restore
+    from them.
     """
     windows = _split_windows(data_dir)  # before anything is built or written
+    # First TensorFlow call: a multi-worker strategy must exist before the runtime starts.
+    strategy = make_strategy(config.train.strategy)
+    chief, (index, workers) = is_chief(strategy), worker_index(strategy)
     table = load_item_table(data_dir)
     metadata = model_metadata(config, data_dir, table)
     check_model_dir(model_dir, metadata)
-    os.makedirs(model_dir, exist_ok=True)
-    with open(os.path.join(model_dir, CONFIG_FILE), "w", encoding="utf-8") as handle:
-        json.dump(metadata, handle, indent=2, sort_keys=True)
+    own_dir = write_dir(model_dir, strategy)
+    os.makedirs(own_dir, exist_ok=True)
+    if chief:
+        with open(os.path.join(model_dir, CONFIG_FILE), "w", encoding="utf-8") as handle:
+            json.dump(metadata, handle, indent=2, sort_keys=True)
 
-    precision = apply_precision(config.train.precision, log)
-    strategy = make_strategy(config.train.strategy)
+    precision = apply_precision(config.train.precision, log if chief else lambda _: None)
     with strategy.scope():
         model = build_model(config, data_dir, table)
         optimizer = tf.keras.optimizers.Adam(config.train.learning_rate)
@@ -193,18 +216,23 @@ def train(
         ).items()
     }
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **state)
-    manager = tf.train.CheckpointManager(checkpoint, os.path.join(model_dir, "checkpoints"), max_to_keep=2)
+    manager = tf.train.CheckpointManager(checkpoint, os.path.join(own_dir, "checkpoints"), max_to_keep=2)
     best = tf.train.Checkpoint(model=model)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    latest = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))  # the chief's
+    if latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
         log(
-            f"resuming from {manager.latest_checkpoint}: epoch {int(state['epoch']) + 1}, "
+            f"resuming from {latest}: epoch {int(state['epoch']) + 1}, "
             f"{int(state['step_in_epoch'])} batches into it"
         )
 
     train_step = make_train_step(model, optimizer, strategy)
 
-    writer = tf.summary.create_file_writer(os.path.join(model_dir, "logs"))
+    writer = (
+        tf.summary.create_file_writer(os.path.join(model_dir, "logs"))
+        if chief
+        else tf.summary.create_noop_writer()
+    )
     steps_per_epoch = math.ceil(windows["train"] / config.train.batch_size)
     started = time.perf_counter()
     total_targets = 0
@@ -225,7 +253,7 @@ def train(
                 with writer.as_default(step=step):
                     tf.summary.scalar("train/loss", loss)
                     tf.summary.scalar("train/targets_per_second", rate)
-            if progress:
+            if progress and chief:
                 progress(
                     TrainProgress(
                         epoch,
@@ -238,7 +266,7 @@ def train(
                 )
             if step % config.train.checkpoint_every == 0:
                 manager.save(checkpoint_number=step)
-        ndcg = validation_ndcg(model, data_dir, config.train.eval_k)
+        ndcg = agreed_mean(strategy, validation_ndcg(model, data_dir, config.train.eval_k))
         with writer.as_default(step=int(state["step"])):
             tf.summary.scalar(f"valid/ndcg@{config.train.eval_k}", ndcg)
         improved = ndcg > float(state["best_ndcg"])
@@ -246,7 +274,7 @@ def train(
             state["best_ndcg"].assign(ndcg)
             state["best_epoch"].assign(epoch)
             state["bad_epochs"].assign(0)
-            best.write(os.path.join(model_dir, BEST_DIR, "model"))
+            best.write(os.path.join(own_dir, BEST_DIR, "model"))
         else:
             state["bad_epochs"].assign_add(1)
         log(
@@ -270,9 +298,13 @@ def train(
         "seconds_this_run": round(elapsed, 2),
         "targets_per_second_this_run": round(total_targets / max(elapsed, 1e-9), 1),
         "num_replicas": strategy.num_replicas_in_sync,
+        "workers": workers,
+        "worker_index": index,
     }
-    with open(os.path.join(model_dir, "metrics.json"), "w", encoding="utf-8") as handle:
-        json.dump(summary, handle, indent=2, sort_keys=True)
+    if chief:
+        with open(os.path.join(model_dir, "metrics.json"), "w", encoding="utf-8") as handle:
+            json.dump(summary, handle, indent=2, sort_keys=True)
+    remove_scratch(model_dir, strategy)
     return summary
 
 

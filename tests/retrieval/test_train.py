@@ -1,4 +1,5 @@
-"""Training end to end on the tiny world: checkpoints, kill + resume, MirroredStrategy, export."""
+"""Training end to end on the tiny world: checkpoints, kill + resume, MirroredStrategy, two
+local multi-worker processes (and a killed worker), export."""
 
 import json
 import os
@@ -155,3 +156,47 @@ def test_mixed_precision_is_float32_on_a_machine_without_a_gpu(tiny_data, tmp_pa
     assert any("needs a GPU" in line for line in logs)
     with pytest.raises(ValueError, match="precision 'float8'"):
         tiny_config(extra=("train.precision=float8",))
+
+
+def test_two_local_workers_match_one_process(tiny_data, tmp_path):
+    one = train(tiny_config("ntr"), tiny_data, str(tmp_path / "one"), log=lambda _: None)
+    model_dir = tmp_path / "two"
+    subprocess.run(
+        ntr_train(tiny_data, str(model_dir), "--local-workers", "2"), check=True, capture_output=True
+    )
+    two = json.loads((model_dir / "metrics.json").read_text())
+    assert (two["workers"], two["num_replicas"]) == (2, 2)
+    # The same global batches in the same order, each split over two workers whose gradients
+    # are summed: the same steps and, up to float summation order, the same model.
+    assert two["steps"] == one["steps"] and two["best_epoch"] == one["best_epoch"]
+    assert two["valid_ndcg@10"] == pytest.approx(one["valid_ndcg@10"], abs=0.01)
+    assert (model_dir / "saved_model" / "saved_model.pb").exists()
+    assert not (model_dir / ".workers").exists(), "a worker's scratch folder was left behind"
+
+
+def test_a_killed_worker_is_recovered_by_running_the_command_again(tiny_data, tmp_path):
+    model_dir = tmp_path / "mw"
+    command = ntr_train(
+        tiny_data, str(model_dir), "--local-workers", "2", "--set", "train.checkpoint_every=2"
+    )
+    launcher = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    line = ""
+    while "pids" not in line:  # the launcher's "started 2 workers: pids [...]"
+        line = launcher.stdout.readline()
+        assert line, "the launcher ended without starting workers"
+    pids = json.loads(line.split("pids", 1)[1])
+    deadline = time.time() + 120
+    while not (model_dir / "checkpoints" / "checkpoint").exists():
+        assert launcher.poll() is None and time.time() < deadline, "no checkpoint before the run ended"
+        time.sleep(0.05)
+    os.kill(pids[1], signal.SIGKILL)  # the non-chief worker
+    assert launcher.wait(timeout=60) != 0, "the launcher must fail when a worker dies"
+    launcher.stdout.close()
+    assert not (model_dir / "metrics.json").exists(), "the run finished before it was killed"
+
+    resumed = subprocess.run(command, check=True, capture_output=True, text=True)
+    assert "resuming from" in resumed.stdout
+    summary = json.loads((model_dir / "metrics.json").read_text())
+    expected = train(tiny_config("ntr"), tiny_data, str(tmp_path / "one"), log=lambda _: None)
+    assert summary["steps"] == expected["steps"] and summary["workers"] == 2
+    assert summary["valid_ndcg@10"] == pytest.approx(expected["valid_ndcg@10"], abs=0.01)
