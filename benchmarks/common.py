@@ -52,6 +52,17 @@ DATASETS_DIR = os.environ.get("NTR_DATASETS", os.path.join(ROOT, "..", "shared",
 METRICS = ("ndcg@10", "recall@10", "neghit@10", "delta_hr@10", "auc")
 
 
+def qps(index, queries: np.ndarray, batch: int, k: int, min_seconds: float = 3.0) -> float:
+    """Queries per second of `index.search` at `k`, repeating the query set until min_seconds pass."""
+    index.search(queries[:batch], k)  # warm-up
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < min_seconds:
+        for i in range(0, len(queries), batch):
+            index.search(queries[i : i + batch], k)
+            done += len(queries[i : i + batch])
+    return done / (time.perf_counter() - start)
+
+
 def run(cmd: list[str]) -> None:
     print("+", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)

@@ -15,11 +15,10 @@ and in batches of 256.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
-from benchmarks.common import write_section
+from benchmarks.common import qps, write_section
 from ntr.serving.index import build_index, recall_at_k
 from ntr.serving.topk import BruteForce
 
@@ -29,17 +28,6 @@ K = 10
 def mixture(rng: np.random.Generator, centres: np.ndarray, n: int, noise: float) -> np.ndarray:
     picks = rng.integers(0, len(centres), n)
     return (centres[picks] + noise * rng.normal(size=(n, centres.shape[1]))).astype(np.float32)
-
-
-def qps(index, queries: np.ndarray, batch: int, min_seconds: float = 3.0) -> float:
-    """Queries per second of `index.search`, repeating the query set until min_seconds pass."""
-    index.search(queries[:batch], K)  # warm-up
-    done, start = 0, time.perf_counter()
-    while time.perf_counter() - start < min_seconds:
-        for i in range(0, len(queries), batch):
-            index.search(queries[i : i + batch], K)
-            done += len(queries[i : i + batch])
-    return done / (time.perf_counter() - start)
 
 
 def run_size(n: int, dim: int, seed: int, noise: float) -> dict:
@@ -59,10 +47,10 @@ def run_size(n: int, dim: int, seed: int, noise: float) -> dict:
         "build_s": manifest["build_seconds"],
         "tune_s": manifest["tune_seconds"],
         "recall": recall,
-        "scann_qps_1": qps(index, test_queries, 1),
-        "brute_qps_1": qps(exact, test_queries[:200], 1),
-        "scann_qps_256": qps(index, test_queries, 256),
-        "brute_qps_256": qps(exact, test_queries, 256),
+        "scann_qps_1": qps(index, test_queries, 1, K),
+        "brute_qps_1": qps(exact, test_queries[:200], 1, K),
+        "scann_qps_256": qps(index, test_queries, 256, K),
+        "brute_qps_256": qps(exact, test_queries, 256, K),
     }
     print(out, flush=True)
     return out

@@ -244,6 +244,7 @@ def main() -> None:
         "--kill-after", type=float, default=10, help="seconds of event posts in the kill test"
     )
     parser.add_argument("--seed", type=int, default=0, help="request mix seed")
+    parser.add_argument("--section", default="serving_load", help="BENCHMARKS.md section to write")
     parser.add_argument(
         "--reasons",
         help="reason model for the online-reasons arm (default WORKDIR/reasons, trained if missing)",
@@ -285,7 +286,7 @@ def main() -> None:
     done = len(rec) + len(ev)
     body = "\n".join(
         [
-            f"Default world, variant `{args.variant}` ({len(model.item_ids):,} items, index `{manifest['config']['kind']}`), "
+            f"World of `{args.workdir}`, variant `{args.variant}` ({len(model.item_ids):,} items, index `{manifest['config']['kind']}`), "
             f"{len(users)} users with stored validation histories; open loop at {args.rate:.0f} requests/s for "
             f"{args.seconds:.0f} s ({RECOMMEND_SHARE:.0%} recommend k=10, the rest single-event posts); latency from the "
             "scheduled send time, after 1 s of uncounted warm-up load. Client and server share the machine's 2 cores; "
@@ -307,7 +308,10 @@ def main() -> None:
             f"{kill['stored_unacknowledged']} stored whose reply never arrived (committed, killed before replying).",
         ]
     )
-    write_section("serving_load", "Recommendation service under load", body)
+    title = "Recommendation service under load" + (
+        "" if args.section == "serving_load" else f" ({args.section})"
+    )
+    write_section(args.section, title, body)
     print(body)
 
 

@@ -97,6 +97,11 @@ SCALES = {
     "large": dict(
         n_users=100_000, n_items=20_000, n_creators=2_000, events_per_user=10.5, min_events_per_user=4
     ),
+    # A catalogue too big for a full softmax per step on a CPU: trains on the sampled path
+    # (`model.softmax="auto"` switches above 50,000 items) and gets a tree index.
+    "xl": dict(
+        n_users=100_000, n_items=100_000, n_creators=10_000, events_per_user=10.5, min_events_per_user=4
+    ),
 }
 
 

@@ -1,0 +1,176 @@
+"""A catalogue that needs the sampled path: the `xl` world (10^5 items, ~10^6 events) end to end.
+
+Runs, timing each step on this machine: `ntr generate --scale xl`, `ntr preprocess`, `ntr train`
+of `ntr` (`model.softmax=auto`, which is the sampled softmax above 50,000 items), `ntr
+evaluate` on the test split (full-corpus ranking over every item), and `ntr index --k 10
+--target-recall 0.95` (a ScaNN tree + AH index at this size). Then it times the index against
+brute force on held-out validation queries, one query at a time as the service asks. With
+`--full-softmax-steps N` it also times N steps of the same model with a full softmax over
+every item, to say what a full-softmax model would cost here. Serving latency on this world:
+`python -m benchmarks.serving_load --workdir WORKDIR --section serving_load_xl`.
+
+    python -m benchmarks.xl_catalogue [--workdir /tmp/ntr-bench-xl] [--epochs 3] [--full-softmax-steps 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+from benchmarks.common import NTR, qps, run, write_section
+
+K = 10
+
+
+def timed(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    run(cmd)
+    return time.perf_counter() - start
+
+
+def full_softmax_rate(workdir: str, steps: int) -> tuple[float, float]:
+    """(targets/s, seconds per step) of `steps` full-softmax training steps after 3 warm-up."""
+    from ntr.retrieval.config import for_variant, with_overrides  # noqa: PLC0415
+    from ntr.retrieval.data import sequence_dataset  # noqa: PLC0415
+    from ntr.retrieval.items import load_item_table  # noqa: PLC0415
+    from ntr.retrieval.model import NTRModel  # noqa: PLC0415
+    from ntr.retrieval.train import make_train_step  # noqa: PLC0415
+    from ntr.tfenv import tf  # noqa: PLC0415
+
+    data = os.path.join(workdir, "data")
+    config = with_overrides(for_variant("ntr"), ["model.softmax=full"])
+    table = load_item_table(data)
+    model = NTRModel(config, table)
+    step = make_train_step(
+        model, tf.keras.optimizers.Adam(config.train.learning_rate), tf.distribute.get_strategy()
+    )
+    dataset = sequence_dataset(
+        data, "train", config.train.batch_size, config.model.max_len, shuffle=True, seed=0
+    )
+    batches = [
+        {k: v for k, v in b.items() if k != "user_id"}
+        for _, b in zip(range(steps + 3), dataset, strict=False)
+    ]
+    for b in batches[:3]:
+        step(b)
+    targets, start = 0, time.perf_counter()
+    for b in batches[3:]:
+        targets += int(step(b)[1])
+    seconds = time.perf_counter() - start
+    return targets / seconds, seconds / max(1, len(batches) - 3)
+
+
+def index_speed(workdir: str) -> dict:
+    from ntr.cli.index import held_out_queries  # noqa: PLC0415
+    from ntr.retrieval.exported import ExportedModel  # noqa: PLC0415
+    from ntr.serving.index import load_index  # noqa: PLC0415
+    from ntr.serving.topk import BruteForce  # noqa: PLC0415
+
+    model = ExportedModel(os.path.join(workdir, "models", "ntr"))
+    index, manifest = load_index(os.path.join(workdir, "index"), model.export)
+    queries = held_out_queries(model, os.path.join(workdir, "data"), 1000)
+    exact = BruteForce(model.embeddings)
+    return {
+        "manifest": manifest,
+        "scann_qps": qps(index, queries, 1, K),
+        "brute_qps": qps(exact, queries[:200], 1, K),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--workdir", default="/tmp/ntr-bench-xl", help="work directory (steps already done are kept)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="world and training seed")
+    parser.add_argument(
+        "--full-softmax-steps", type=int, default=30, help="timed full-softmax steps (0: none)"
+    )
+    args = parser.parse_args()
+    w = args.workdir
+    base = [NTR]
+    seconds = {}
+    if not os.path.exists(os.path.join(w, "raw", "world.json")):
+        seconds["generate"] = timed(
+            [*base, "generate", "--scale", "xl", "--seed", str(args.seed), "--workdir", w]
+        )
+    if not os.path.exists(os.path.join(w, "data", "stats.json")):
+        seconds["preprocess"] = timed([*base, "preprocess", "--workdir", w])
+    if not os.path.exists(os.path.join(w, "models", "ntr", "saved_model")):
+        seconds["train"] = timed(
+            [
+                *base,
+                "train",
+                "--workdir",
+                w,
+                "--variant",
+                "ntr",
+                "--seed",
+                str(args.seed),
+                "--epochs",
+                str(args.epochs),
+                "--no-progress",
+            ]
+        )
+    if not os.path.exists(os.path.join(w, "reports", "evaluation-ntr.json")):
+        seconds["evaluate"] = timed([*base, "evaluate", "--workdir", w, "--variant", "ntr"])
+    if not os.path.exists(os.path.join(w, "index", "manifest.json")):
+        seconds["index"] = timed(
+            [*base, "index", "--workdir", w, "--variant", "ntr", "--k", str(K), "--target-recall", "0.95",
+             "--no-tf-serving"]
+        )  # fmt: skip
+    with open(os.path.join(w, "raw", "world.json"), encoding="utf-8") as handle:
+        world = json.load(handle)["summary"]
+    with open(os.path.join(w, "data", "stats.json"), encoding="utf-8") as handle:
+        stats = json.load(handle)
+    with open(os.path.join(w, "models", "ntr", "metrics.json"), encoding="utf-8") as handle:
+        metrics = json.load(handle)
+    with open(os.path.join(w, "models", "ntr", "config.json"), encoding="utf-8") as handle:
+        model_config = json.load(handle)["config"]["model"]
+    with open(os.path.join(w, "reports", "evaluation-ntr.json"), encoding="utf-8") as handle:
+        evaluation = json.load(handle)
+    speed = index_speed(w)
+    full = full_softmax_rate(w, args.full_softmax_steps) if args.full_softmax_steps else None
+
+    manifest = speed["manifest"]
+    recall = manifest["recall"]
+    test = evaluation["metrics"]
+    steps_per_epoch = -(-stats["splits"]["train"] // 64)
+    lines = [
+        f"World `--scale xl`, seed {args.seed}: {world['users']:,} users, {world['items']:,} items, "
+        f"{stats['rows_in']:,} events; {stats['splits']['train']:,} train windows. Steps timed in this run "
+        f"(a step done by an earlier run of the command is not timed again): "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())
+        + ".\n",
+        "| what | figure |",
+        "|---|---|",
+        f"| preprocess (DirectRunner, in-memory) | {stats['seconds']:.0f} s, {stats['events_per_second']:,.0f} events/s |",
+        f"| train `ntr`, softmax `{model_config['softmax']}` (auto: sampled above "
+        f"{model_config['full_softmax_max_items']:,} items; in-batch + {model_config['num_uniform_candidates']} uniform, logQ) | "
+        f"{metrics['seconds_this_run']:.0f} s for {metrics['epochs_run']} epochs ({metrics['steps']:,} steps), "
+        f"{metrics['targets_per_second_this_run']:,.0f} target tokens/s, best epoch {metrics['best_epoch']} |",
+        f"| valid NDCG@10 (best epoch) | {metrics['valid_ndcg@10']:.4f} |",
+        f"| test NDCG@10 / recall@10 (full-corpus ranking) | {test['ndcg@10']:.4f} / {test['recall@10']:.4f} |",
+        f"| index `{manifest['config']['kind']}` ({manifest['config'].get('num_leaves')} leaves), built and tuned | "
+        f"{seconds.get('index', float('nan')):.0f} s (`ntr index` wall time, model load and queries included) |",
+        f"| index recall@{recall['k']} vs brute force on held-out queries | {recall['measured']:.4f} "
+        f"(target {recall['target']}: {'met' if recall['target_met'] else 'NOT met'}) |",
+        f"| QPS, one query at a time, k={K}: ScaNN / brute force | {speed['scann_qps']:,.0f} / {speed['brute_qps']:,.0f} "
+        f"({speed['scann_qps'] / speed['brute_qps']:.1f}×) |",
+    ]
+    if full:
+        lines.append(
+            f"| full softmax over all {world['items']:,} items, same model, {args.full_softmax_steps} timed steps | "
+            f"{full[0]:,.0f} target tokens/s, {full[1]:.2f} s/step: one epoch of {steps_per_epoch:,} steps would take "
+            f"about {full[1] * steps_per_epoch / 60:.0f} min (not trained here) |"
+        )
+    write_section(
+        "xl_catalogue", "A 10^5-item catalogue end to end (sampled softmax, tree index)", "\n".join(lines)
+    )
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
