@@ -86,6 +86,9 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="world and training seed")
     parser.add_argument(
+        "--epochs", type=int, default=3, help="training epochs at most (early stopping applies)"
+    )
+    parser.add_argument(
         "--full-softmax-steps", type=int, default=30, help="timed full-softmax steps (0: none)"
     )
     args = parser.parse_args()
