@@ -1,14 +1,17 @@
 """Training throughput: our TF trainer step (plain graph, and with the Transformer under XLA)
 vs a PyTorch nn.TransformerEncoder model (eager, and with `torch.compile`).
 
-Same data (the same pre-loaded batches of the default world), same sizes (dim, blocks, heads,
+Same data (the same pre-loaded batches of the default world and, with --xl-workdir, of the
+10^5-item world, where both train with the sampled softmax), same sizes (dim, blocks, heads,
 feed-forward width, max_len, batch), same token features (item + action + reason + dwell + gap +
-position), same item tower (item + creator + mean category), same loss (full-corpus softmax on
-positive targets + NTR on negatives) and Adam. Measured in target tokens per second after a
+position), same item tower (item + creator + mean category), same loss (softmax on positive
+targets, over every item or over sampled candidates as `model.softmax` picks for the catalogue,
++ NTR on negatives over the same candidates) and Adam. Measured in target tokens per second after a
 warm-up (which includes each compiler's compilation), all in this one run, alternating rounds
 so machine noise hits every trainer.
 
-    python -m benchmarks.train_throughput [--workdir /tmp/ntr-bench-world] [--steps 60] [--rounds 3]
+    python -m benchmarks.train_throughput [--workdir /tmp/ntr-bench-world] [--xl-workdir /tmp/ntr-bench-xl]
+        [--steps 60] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -110,14 +113,16 @@ def torch_rate(config, table, batches, steps: int, compiled: bool = False) -> fl
             causal = torch.triu(torch.ones(length, length, dtype=torch.bool), 1)
             return self.norm(self.encoder(x, mask=causal, src_key_padding_mask=~b["mask"]))
 
-        def candidates(self):
-            ids = torch.arange(NUM_RESERVED, n_tokens)
+        def candidates(self, ids):
             cats = self.item_categories[ids]
             present = (cats > 0).float().unsqueeze(-1)
             cat_mean = (self.category(cats) * present).sum(1) / present.sum(1).clamp(min=1.0)
             return self.item(ids) + self.creator(self.item_creator[ids]) + cat_mean
 
     model = Reference()
+    sampled = not m.use_full_softmax(table.num_items)
+    log_q = torch.as_tensor(table.item_log_q)
+    all_items = torch.arange(NUM_RESERVED, n_tokens)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.learning_rate)
     # Like `train.jit_compile`, the compiler gets the fixed-shape encoder; the loss gathers a
     # data-dependent number of targets.
@@ -144,9 +149,22 @@ def torch_rate(config, table, batches, steps: int, compiled: bool = False) -> fl
         valid = (b["is_target"] > 0) & b["mask"] & (b["query_pos"] >= 0) & (b["item"] >= NUM_RESERVED)
         rows, cols = valid.nonzero(as_tuple=True)
         query = states[rows, b["query_pos"][rows, cols]]
-        target = b["item"][rows, cols] - NUM_RESERVED
+        item = b["item"][rows, cols]
         label = b["label"][rows, cols]
-        logits = query @ model.candidates().T
+        if sampled:  # as `NTRModel.compute_loss`: loss-carrying in-batch targets + uniform, logQ
+            carries = label == int(Label.POSITIVE)
+            if m.explicit_weight > 0:
+                carries |= label == int(Label.EXPLICIT_NEGATIVE)
+            if m.implicit_weight > 0:
+                carries |= label == int(Label.IMPLICIT_NEGATIVE)
+            in_batch = torch.where(carries, item, item[:1])
+            uniform = torch.randint(NUM_RESERVED, n_tokens, (m.num_uniform_candidates,))
+            ids, inverse = torch.unique(torch.cat([in_batch, uniform]), return_inverse=True)
+            target = inverse[: len(item)]
+            logits = query @ model.candidates(ids).T - log_q[ids - NUM_RESERVED]
+        else:
+            target = item - NUM_RESERVED
+            logits = query @ model.candidates(all_items).T
         log_p = torch.log_softmax(logits, -1).gather(1, target[:, None])[:, 0]
         positive = label == int(Label.POSITIVE)
         weight = m.explicit_weight * (label == int(Label.EXPLICIT_NEGATIVE)) + m.implicit_weight * (
@@ -168,32 +186,27 @@ def torch_rate(config, table, batches, steps: int, compiled: bool = False) -> fl
     return targets / (time.perf_counter() - start)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workdir", default="/tmp/ntr-bench-world", help="world workdir (made if missing)")
-    parser.add_argument("--steps", type=int, default=60, help="timed steps per round")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per framework")
-    args = parser.parse_args()
-    data = ensure_world(args.workdir)
+def measure(data: str, steps: int, rounds: int) -> str:
+    """The four trainers on `data`, alternating rounds; returns the markdown table."""
     config = for_variant("ntr")
     table = load_item_table(data)
-    batches = load_batches(data, config, args.steps + 3)
+    batches = load_batches(data, config, steps + 3)
     trainers = {
         "ntr (TF 2.20, tf.function step from `retrieval/train.py`)": lambda: tf_rate(
-            config, table, batches, args.steps
+            config, table, batches, steps
         ),
         "ntr with `train.jit_compile=true` (Transformer under XLA)": lambda: tf_rate(
-            config, table, batches, args.steps, jit=True
+            config, table, batches, steps, jit=True
         ),
         "PyTorch 2.13 `nn.TransformerEncoder` (eager, norm_first)": lambda: torch_rate(
-            config, table, batches, args.steps
+            config, table, batches, steps
         ),
         "PyTorch 2.13, encoder under `torch.compile` (inductor)": lambda: torch_rate(
-            config, table, batches, args.steps, compiled=True
+            config, table, batches, steps, compiled=True
         ),
     }
     rates = {name: [] for name in trainers}
-    for r in range(args.rounds):
+    for r in range(rounds):
         for name, rate in trainers.items():
             rates[name].append(rate())
         print(
@@ -203,17 +216,41 @@ def main() -> None:
     se = lambda a: np.std(a, ddof=1) / np.sqrt(len(a)) if len(a) > 1 else 0.0  # noqa: E731
     faster_torch = max(means[n] for n in means if n.startswith("PyTorch"))
     m = config.model
-    body = (
-        f"Default world, variant `ntr` (full-corpus softmax over {table.num_items:,} items + NTR), "
-        f"dim {m.dim}, {m.num_blocks} blocks, {m.num_heads} heads, ff {m.ff_dim}, max_len {m.max_len}, "
-        f"batch {config.train.batch_size}, dropout {m.dropout}, Adam; {args.steps} timed steps per round after "
-        f"3 warm-up steps, {args.rounds} alternating rounds (mean ± SE over rounds).\n\n"
+    softmax = (
+        f"full-corpus softmax over {table.num_items:,} items"
+        if m.use_full_softmax(table.num_items)
+        else f"sampled softmax over {table.num_items:,} items (in-batch + {m.num_uniform_candidates} uniform, logQ)"
+    )
+    return (
+        f"`{data}`, variant `ntr` ({softmax} + NTR), dim {m.dim}, {m.num_blocks} blocks, {m.num_heads} heads, "
+        f"ff {m.ff_dim}, max_len {m.max_len}, batch {config.train.batch_size}, dropout {m.dropout}, Adam; {steps} timed "
+        f"steps per round after 3 warm-up steps, {rounds} alternating rounds (mean ± SE over rounds).\n\n"
         "| trainer | target tokens/s | ratio to the faster PyTorch |\n|---|---|---|\n"
         + "".join(
             f"| {name} | {means[name]:,.0f} ± {se(rates[name]):,.0f} | {means[name] / faster_torch:.2f} |\n"
             for name in trainers
         )
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workdir", default="/tmp/ntr-bench-world", help="world workdir (made if missing)")
+    parser.add_argument(
+        "--xl-workdir",
+        help="also a 10^5-item world's workdir (`python -m benchmarks.xl_catalogue` makes one)",
+    )
+    parser.add_argument("--steps", type=int, default=60, help="timed steps per round")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per framework")
+    args = parser.parse_args()
+    body = measure(ensure_world(args.workdir), args.steps, args.rounds)
+    if args.xl_workdir:
+        data = os.path.join(args.xl_workdir, "data")
+        if not os.path.exists(os.path.join(data, "stats.json")):
+            raise FileNotFoundError(
+                f"{data}: run `python -m benchmarks.xl_catalogue --workdir {args.xl_workdir}` first."
+            )
+        body += "\n" + measure(data, args.steps, args.rounds)
     write_section("train_throughput", "Training throughput vs PyTorch", body)
     print(body)
 

@@ -13,7 +13,7 @@ import json
 import apache_beam as beam
 
 from ntr.pipelines.io import ReadRowBatches, normalize_item
-from ntr.pipelines.prepare import MIN_BUCKETS, user_bucket
+from ntr.pipelines.prepare import MIN_BUCKETS, stable_bucket
 from ntr.pipelines.validate import DEAD_LETTER_TAG, dead_letter
 
 
@@ -29,7 +29,7 @@ class _NormalizeFn(beam.DoFn):
             except (ValueError, TypeError) as err:
                 yield beam.pvalue.TaggedOutput(DEAD_LETTER_TAG, dead_letter(row, "bad_item", str(err)))
                 continue
-            buckets[user_bucket(item["item_id"], self._num_buckets)].append(item)
+            buckets[stable_bucket(item["item_id"], self._num_buckets)].append(item)
         yield from buckets.items()
 
 
@@ -83,7 +83,7 @@ def _longest_durations(events: list[dict], num_buckets: int):
         longest[event["item_id"]] = known if seen is None or (known is not None and known > seen) else seen
     buckets = collections.defaultdict(dict)
     for item_id, duration in longest.items():
-        buckets[user_bucket(item_id, num_buckets)][item_id] = duration
+        buckets[stable_bucket(item_id, num_buckets)][item_id] = duration
     return list(buckets.items())
 
 

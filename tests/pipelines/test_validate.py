@@ -9,7 +9,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from ntr.pipelines.config import PreprocessConfig, SplitConfig
 from ntr.pipelines.label import label_one
-from ntr.pipelines.prepare import PrepareEvents, pack_event, unpack_events, user_bucket
+from ntr.pipelines.prepare import PrepareEvents, pack_event, stable_bucket, unpack_events
 from ntr.pipelines.validate import InvalidRow, parse_event, parse_json_line
 from tests.conftest import event
 
@@ -70,7 +70,7 @@ def test_prepare_events_transform_groups_valid_and_counts_dead():
         known = p | "Known" >> beam.Create([frozenset({"i1"})])
         # Two batches: u1's events come from both, so it leaves as two lists.
         out = p | beam.Create([rows[:4], rows[4:]]) | PrepareEvents(config, known, num_buckets=16)
-        u1, u2 = user_bucket("u1", 16), user_bucket("u2", 16)
+        u1, u2 = stable_bucket("u1", 16), stable_bucket("u2", 16)
         assert u1 != u2  # so each batch's users leave in separate lists
         assert_that(
             out.events,
@@ -114,6 +114,6 @@ def test_packing_round_trips_and_buckets_are_stable():
     labelled = label_one(parse_event(GOOD), PreprocessConfig(events_path="-", output_dir="-"))
     assert unpack_events([pack_event(labelled)]) == [labelled]
     # crc32, not the per-process salted hash(): the same bucket in every worker and every run.
-    assert [user_bucket(u, 16) for u in ("u1", "u2", "")] == [
+    assert [stable_bucket(u, 16) for u in ("u1", "u2", "")] == [
         zlib.crc32(u.encode()) % 16 for u in ("u1", "u2", "")
     ]
