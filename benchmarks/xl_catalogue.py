@@ -6,10 +6,11 @@ evaluate` on the test split (full-corpus ranking over every item), and `ntr inde
 --target-recall 0.95` (a ScaNN tree + AH index at this size). Then it times the index against
 brute force on held-out validation queries, one query at a time as the service asks. With
 `--full-softmax-steps N` it also times N steps of the same model with a full softmax over
-every item, to say what a full-softmax model would cost here. Serving latency on this world:
+every item, and with `--full-softmax-epochs N` it trains and evaluates that model too. Serving latency on this world:
 `python -m benchmarks.serving_load --workdir WORKDIR --section serving_load_xl`.
 
-    python -m benchmarks.xl_catalogue [--workdir /tmp/ntr-bench-xl] [--epochs 3] [--full-softmax-steps 30]
+    python -m benchmarks.xl_catalogue [--workdir /tmp/ntr-bench-xl] [--epochs 3] [--full-softmax-epochs 3]
+        [--full-softmax-steps 30]
 """
 
 from __future__ import annotations
@@ -124,6 +125,28 @@ def main() -> None:
             [*base, "index", "--workdir", w, "--variant", "ntr", "--k", str(K), "--target-recall", "0.95",
              "--no-tf-serving"]
         )  # fmt: skip
+    full_dir = os.path.join(w, "models", "ntr-full-softmax")
+    full_report = os.path.join(w, "reports", "evaluation-ntr-full-softmax.json")
+    if args.full_softmax_epochs and not os.path.exists(os.path.join(full_dir, "saved_model")):
+        seconds["train full softmax"] = timed(
+            [*base, "train", "--workdir", w, "--variant", "ntr", "--seed", str(args.seed), "--epochs",
+             str(args.full_softmax_epochs), "--set", "model.softmax=full", "--model-dir", full_dir, "--no-progress"]
+        )  # fmt: skip
+    if args.full_softmax_epochs and not os.path.exists(full_report):
+        seconds["evaluate full softmax"] = timed(
+            [
+                *base,
+                "evaluate",
+                "--workdir",
+                w,
+                "--variant",
+                "ntr",
+                "--model-dir",
+                full_dir,
+                "--output",
+                full_report,
+            ]
+        )
     with open(os.path.join(w, "raw", "world.json"), encoding="utf-8") as handle:
         world = json.load(handle)["summary"]
     with open(os.path.join(w, "data", "stats.json"), encoding="utf-8") as handle:
@@ -166,11 +189,28 @@ def main() -> None:
         f"| QPS, one query at a time, k={K}: ScaNN / brute force | {speed['scann_qps']:,.0f} / {speed['brute_qps']:,.0f} "
         f"({speed['scann_qps'] / speed['brute_qps']:.1f}×) |",
     ]
+    if os.path.exists(full_report):
+        with open(os.path.join(full_dir, "metrics.json"), encoding="utf-8") as handle:
+            full_metrics = json.load(handle)
+        with open(full_report, encoding="utf-8") as handle:
+            full_test = json.load(handle)["metrics"]
+        lines += [
+            f"| train the same model with a full softmax over all {world['items']:,} items | "
+            f"{full_metrics['seconds_this_run']:.0f} s for {full_metrics['epochs_run']} epochs "
+            f"({full_metrics['steps']:,} steps), {full_metrics['targets_per_second_this_run']:,.0f} target tokens/s, "
+            f"best epoch {full_metrics['best_epoch']} |",
+            f"| full softmax: valid NDCG@10 / test NDCG@10 / test recall@10 | {full_metrics['valid_ndcg@10']:.4f} / "
+            + " / ".join(
+                f"{full_test[m]['mean']:.4f} ± {full_test[m]['se']:.4f}" for m in ("ndcg@10", "recall@10")
+            )
+            + " |",
+        ]
     if full:
         lines.append(
             f"| full softmax over all {world['items']:,} items, same model, {args.full_softmax_steps} timed steps | "
             f"{full[0]:,.0f} target tokens/s, {full[1]:.2f} s/step: one epoch of {steps_per_epoch:,} steps would take "
-            f"about {full[1] * steps_per_epoch / 60:.0f} min (not trained here) |"
+            f"about {full[1] * steps_per_epoch / 60:.0f} min"
+            f"{'' if os.path.exists(full_report) else ' (not trained here)'} |"
         )
     write_section(
         "xl_catalogue", "A 10^5-item catalogue end to end (sampled softmax, tree index)", "\n".join(lines)
