@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import uuid
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -19,7 +20,7 @@ CUTS_PART = "_cuts"
 def write_whole_file(path: str, text: str) -> str:
     """Writes `text` to `path` (any Beam filesystem) through a temporary name, so a reader
     never sees half a file and a retried step overwrites with the same content; returns path."""
-    temp = f"{path}.tmp-{os.getpid()}"
+    temp = f"{path}.tmp-{uuid.uuid4().hex}"  # unique across the workers that may retry it
     with FileSystems.create(temp) as handle:
         handle.write(text.encode("utf-8"))
     FileSystems.rename([temp], [path])
