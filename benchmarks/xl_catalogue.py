@@ -92,6 +92,12 @@ def main() -> None:
     parser.add_argument(
         "--full-softmax-steps", type=int, default=30, help="timed full-softmax steps (0: none)"
     )
+    parser.add_argument(
+        "--full-softmax-epochs",
+        type=int,
+        default=0,
+        help="also train and evaluate the same model with a full softmax for at most N epochs (0: do not)",
+    )
     args = parser.parse_args()
     w = args.workdir
     base = [NTR]
