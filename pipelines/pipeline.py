@@ -105,27 +105,54 @@ def vocab_hash(data_dir: str) -> str:
     return digest.hexdigest()
 
 
-def _finish_stats(config: PreprocessConfig, seconds: float) -> dict:
-    out = config.output_dir
-    part = os.path.join(out, f"{STATS_PART}.json")
-    with open(part, encoding="utf-8") as handle:
-        flat = json.loads(handle.read() or "{}")
-    os.remove(part)
+def stats_from_counts(flat: dict, out: str, seconds: float, cuts: dict | None = None) -> dict:
+    """stats.json from the summed flat counters (`{"labels.POSITIVE": 3, "rows_in": 4}`), the
+    time cuts (global_time mode) and the run time; `out` holds the vocabularies to hash."""
     stats = nest_stats(flat)
     for key in ("rows_in", "rows_out", "rows_dead_letter", "users", "items_dead_letter"):
         stats.setdefault(key, 0)
     stats["labels"] = {label.name: stats.get("labels", {}).get(label.name, 0) for label in Label}
     stats["splits"] = {split: stats.get("splits", {}).get(split, 0) for split in SPLITS}
-    cuts_path = os.path.join(out, f"{CUTS_PART}.json")
-    if os.path.exists(cuts_path):
-        with open(cuts_path, encoding="utf-8") as handle:
-            stats["time_cuts"] = json.load(handle)
-        os.remove(cuts_path)
+    if cuts is not None:
+        stats["time_cuts"] = cuts
     stats["reconciled"] = stats["rows_in"] == stats["rows_out"] + stats["rows_dead_letter"]
     stats["seconds"] = round(seconds, 3)
     stats["events_per_second"] = round(stats["rows_in"] / seconds, 1) if seconds > 0 else None
     stats["vocab_hash"] = vocab_hash(out)
     return stats
+
+
+def _finish_stats(config: PreprocessConfig, seconds: float) -> dict:
+    """stats.json from the part files the pipeline wrote (which are then removed)."""
+    out = config.output_dir
+    part = os.path.join(out, f"{STATS_PART}.json")
+    with open(part, encoding="utf-8") as handle:
+        flat = json.loads(handle.read() or "{}")
+    os.remove(part)
+    cuts = None
+    cuts_path = os.path.join(out, f"{CUTS_PART}.json")
+    if os.path.exists(cuts_path):
+        with open(cuts_path, encoding="utf-8") as handle:
+            cuts = json.load(handle)
+        os.remove(cuts_path)
+    return stats_from_counts(flat, out, seconds, cuts)
+
+
+def prepare_output_dir(out: str) -> None:
+    """Creates `out`, removes a previous run's outputs and writes the fixed vocabularies
+    (reasons, actions), which do not depend on the data."""
+    os.makedirs(os.path.join(out, "vocab"), exist_ok=True)
+    # Stale shards from an earlier run with another shard count would mix into this one.
+    # Beam's temp entries from a killed run are directories.
+    for pattern in _OUTPUT_GLOBS:
+        for path in glob.glob(os.path.join(out, pattern)):
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+    for name, tokens in (("reasons", REASONS), ("actions", ACTIONS)):
+        with open(os.path.join(out, "vocab", f"{name}.txt"), "w", encoding="utf-8") as handle:
+            handle.write("".join(f"{t}\n" for t in tokens))
 
 
 def run_preprocess(config: PreprocessConfig, beam_args: list[str] | None = None) -> dict:
@@ -145,18 +172,7 @@ def run_preprocess(config: PreprocessConfig, beam_args: list[str] | None = None)
     """
     check_inputs(config.events_path, config.items_path)  # before anything is written
     out = config.output_dir
-    os.makedirs(os.path.join(out, "vocab"), exist_ok=True)
-    # Stale shards from an earlier run with another shard count would mix into this one.
-    # Beam's temp entries from a killed run are directories.
-    for pattern in _OUTPUT_GLOBS:
-        for path in glob.glob(os.path.join(out, pattern)):
-            if os.path.isdir(path):
-                shutil.rmtree(path)
-            else:
-                os.remove(path)
-    for name, tokens in (("reasons", REASONS), ("actions", ACTIONS)):
-        with open(os.path.join(out, "vocab", f"{name}.txt"), "w", encoding="utf-8") as handle:
-            handle.write("".join(f"{t}\n" for t in tokens))
+    prepare_output_dir(out)
 
     options = PipelineOptions(beam_args or [])
     start = time.perf_counter()
