@@ -84,6 +84,10 @@ class ModelConfig:
         (full up to `full_softmax_max_items` items).
       full_softmax_max_items: the `auto` threshold.
       num_uniform_candidates: extra uniformly drawn candidates for `sampled`.
+      sampled_log_q: the logQ correction of `sampled`: `popularity` (log of the item's share
+        of positive train targets, for in-batch and uniform candidates alike) or `mixture`
+        (log of its expected count among the draws: in-batch targets x share + uniform draws
+        / items, so a rare item drawn uniformly is not corrected as if it were drawn in-batch).
       ntr_candidates: where NTR's p of a negative target is computed under a sampled softmax:
         `softmax` (over the sampled candidates, as in the seed paper) or `full` (over every
         item, to compare). With a full softmax both are the same.
@@ -137,6 +141,7 @@ class ModelConfig:
     softmax: str = "auto"
     full_softmax_max_items: int = 50_000
     num_uniform_candidates: int = 512
+    sampled_log_q: str = "popularity"
     ntr_candidates: str = "softmax"
     ntr_form: str = "softmax"
     ntr_topk: int = 10
@@ -172,6 +177,8 @@ class ModelConfig:
             raise ValueError(f"negative_path_decay must be in (0, 1], got {self.negative_path_decay}.")
         if not 0.0 < self.history_decay <= 1.0:
             raise ValueError(f"history_decay must be in (0, 1], got {self.history_decay}.")
+        if self.sampled_log_q not in ("popularity", "mixture"):
+            raise ValueError(f"sampled_log_q must be popularity or mixture, got {self.sampled_log_q!r}.")
         if self.ntr_candidates not in ("softmax", "full"):
             raise ValueError(f"ntr_candidates must be softmax or full, got {self.ntr_candidates!r}.")
         if self.ntr_candidates == "full" and self.group_ntr:

@@ -52,6 +52,28 @@ def is_negative(label: tf.Tensor) -> tf.Tensor:
     return (label == int(Label.EXPLICIT_NEGATIVE)) | (label == int(Label.IMPLICIT_NEGATIVE))
 
 
+def sampling_probability(
+    log_share: tf.Tensor, in_batch_draws: tf.Tensor, uniform_draws: int, num_items: int, form: str
+) -> tf.Tensor:
+    """The q of each sampled candidate for the logQ correction (a constant factor cancels).
+
+    Args:
+      log_share: [m] log of each candidate's share of positive train targets.
+      in_batch_draws: scalar float, how many in-batch targets were drawn.
+      uniform_draws: how many candidates were drawn uniformly over `num_items`.
+      num_items: the catalogue size.
+      form: `popularity` (q = the share) or `mixture` (q = expected count among the draws,
+        in_batch_draws * share + uniform_draws / num_items).
+
+    Returns:
+      [m] float32 q.
+    """
+    share = tf.exp(log_share)
+    if form == "popularity":
+        return share
+    return in_batch_draws * share + float(uniform_draws) / float(num_items)
+
+
 class NTRModel(tfrs.Model):
     """Query tower over event tokens, item tower over ids + metadata, NTR task.
 
@@ -359,7 +381,13 @@ class NTRModel(tfrs.Model):
             in_batch = tf.where(carries_loss, targets["item"], targets["item"][:1])
             candidates, index = tf.unique(tf.concat([in_batch, uniform], axis=0))
             target_index = index[: tf.shape(targets["item"])[0]]
-            probability = tf.exp(tf.gather(self.item_log_q, candidates - NUM_RESERVED))
+            probability = sampling_probability(
+                tf.gather(self.item_log_q, candidates - NUM_RESERVED),
+                tf.reduce_sum(tf.cast(carries_loss, tf.float32)),
+                self.config.model.num_uniform_candidates,
+                self.num_items,
+                m.sampled_log_q,
+            )
         candidate_embeddings = self.item_tower(candidates)
         group_mask = None
         if self.config.model.group_ntr:

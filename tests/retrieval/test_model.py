@@ -290,3 +290,16 @@ def test_xla_compiled_transformer_gives_the_same_states(tiny_data):
     np.testing.assert_allclose(
         float(compiled.compute_loss(batch)), float(plain.compute_loss(batch)), rtol=1e-5
     )
+
+
+def test_sampling_probability_by_hand():
+    from ntr.retrieval.model import sampling_probability  # noqa: PLC0415
+
+    log_share = tf.math.log(tf.constant([0.5, 0.001]))
+    popularity = sampling_probability(log_share, tf.constant(100.0), 512, 100_000, "popularity")
+    np.testing.assert_allclose(popularity.numpy(), [0.5, 0.001], rtol=1e-6)
+    # Expected draws: 100 in-batch x share + 512 uniform / 100,000 items.
+    mixture = sampling_probability(log_share, tf.constant(100.0), 512, 100_000, "mixture")
+    np.testing.assert_allclose(mixture.numpy(), [50.00512, 0.10512], rtol=1e-6)
+    with pytest.raises(ValueError, match="sampled_log_q"):
+        tiny_config(extra=("model.sampled_log_q=uniform",))
