@@ -71,8 +71,8 @@ def matched_files(pattern: str) -> list[str]:
     return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
 
 
-# A compressed event log is counted this many times its size when sizing work (JSON and CSV
-# logs compress about 5 to 10 times).
+# A compressed event log is counted this many times its size when sizing work (the default
+# world's JSONL log gzips to 1/7.2 of its size).
 COMPRESSED_RATIO = 6
 
 

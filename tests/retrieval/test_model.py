@@ -198,7 +198,7 @@ def test_history_loss_matches_a_numpy_oracle(tiny_data, form):
 
 
 @pytest.mark.parametrize("trains_items", [True, False])
-def test_history_loss_trains_items_only_when_asked(tiny_data, trains_items):
+def test_history_loss_trains_items_only_when_asked(tiny_data, trains_items, request):
     """Same value either way; with history_trains_items=false no gradient reaches the item
     tower's creator / category tables (tokens are id-only here, so only the loss's G and
     target embeddings use them)."""
@@ -206,6 +206,9 @@ def test_history_loss_trains_items_only_when_asked(tiny_data, trains_items):
     extra = ("model.token_item_features=false", "model.negative_path=false")
     batch = _first_batch(tiny_data)
     values = {}
+    # A global seed outlives the test and changes every later seeded tf.data shuffle (so later
+    # tests' training runs): clear it afterwards.
+    request.addfinalizer(lambda: tf.random.set_seed(None))
     for flag in (True, trains_items):
         tf.keras.utils.set_random_seed(3)
         model = NTRModel(
