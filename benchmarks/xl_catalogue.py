@@ -160,7 +160,8 @@ def main() -> None:
     with open(os.path.join(w, "models", "ntr", "metrics.json"), encoding="utf-8") as handle:
         metrics = json.load(handle)
     with open(os.path.join(w, "models", "ntr", "config.json"), encoding="utf-8") as handle:
-        model_config = json.load(handle)["config"]["model"]
+        trained_config = json.load(handle)["config"]
+    model_config = trained_config["model"]
     with open(os.path.join(w, "reports", "evaluation-ntr.json"), encoding="utf-8") as handle:
         evaluation = json.load(handle)
     speed = index_speed(w)
@@ -169,7 +170,7 @@ def main() -> None:
     manifest = speed["manifest"]
     recall = manifest["recall"]
     test = evaluation["metrics"]
-    steps_per_epoch = -(-stats["splits"]["train"] // 64)
+    steps_per_epoch = -(-stats["splits"]["train"] // trained_config["train"]["batch_size"])
     lines = [
         f"World `--scale xl`, seed {args.seed}: {world['users']:,} users, {world['items']:,} items, "
         f"{stats['rows_in']:,} events; {stats['splits']['train']:,} train windows. Times below come from each "
