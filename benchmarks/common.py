@@ -63,6 +63,35 @@ def qps(index, queries: np.ndarray, batch: int, k: int, min_seconds: float = 3.0
     return done / (time.perf_counter() - start)
 
 
+def train_batches(data_dir: str, config, count: int) -> list[dict]:
+    """`count` shuffled train batches (seed 0) as `ntr train` feeds them, repeating the data."""
+    from ntr.retrieval.data import sequence_dataset  # noqa: PLC0415 (TensorFlow on demand)
+
+    dataset = sequence_dataset(
+        data_dir, "train", config.train.batch_size, config.model.max_len, shuffle=True, seed=0
+    )
+    dataset = dataset.map(lambda b: {k: v for k, v in b.items() if k != "user_id"})
+    return [b for _, b in zip(range(count), dataset.repeat(), strict=False)]
+
+
+def tf_train_rate(config, table, batches: list[dict], warmup: int = 3) -> tuple[int, float]:
+    """(targets, seconds) of ntr's training step (`retrieval.train.make_train_step`) over
+    `batches` after `warmup` untimed steps, which include tracing."""
+    from ntr.retrieval.model import NTRModel  # noqa: PLC0415
+    from ntr.retrieval.train import make_train_step  # noqa: PLC0415
+    from ntr.tfenv import tf  # noqa: PLC0415
+
+    model = NTRModel(config, table)
+    optimizer = tf.keras.optimizers.Adam(config.train.learning_rate)
+    step = make_train_step(model, optimizer, tf.distribute.get_strategy())
+    for b in batches[:warmup]:
+        step(b)
+    targets, start = 0, time.perf_counter()
+    for b in batches[warmup:]:
+        targets += int(step(b)[1])
+    return targets, time.perf_counter() - start
+
+
 def run(cmd: list[str]) -> None:
     print("+", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)

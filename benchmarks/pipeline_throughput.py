@@ -26,12 +26,21 @@ from benchmarks.common import DATASETS_DIR, write_section
 from ntr.pipelines.compare import differences
 from ntr.pipelines.config import PreprocessConfig
 from ntr.pipelines.encode import encode_item, encode_window
-from ntr.pipelines.io import normalize_item, write_jsonl
+from ntr.pipelines.io import BATCH_ROWS, write_jsonl
+from ntr.pipelines.items import (
+    CatalogueFn,
+    bare_items,
+    first_items,
+    item_dead_counts,
+    longest_durations,
+    normalize_items,
+)
+from ntr.pipelines.outputs import dead_letter_line
 from ntr.pipelines.pipeline import prepare_output_dir, run_preprocess, stats_from_counts
 from ntr.pipelines.prepare import prepare_rows
 from ntr.pipelines.readers import read_dataset
 from ntr.pipelines.sequences import SPLITS, build_user_sequences
-from ntr.pipelines.validate import dead_letter, parse_json_line
+from ntr.pipelines.validate import parse_json_line
 from ntr.simulation.world import scaled_config, simulate, write_world
 from ntr.tfenv import tf
 
@@ -61,28 +70,18 @@ def reference_preprocess(config: PreprocessConfig) -> dict:
     counts, dead = collections.Counter(), []
     items: dict[str, dict] = {}
     if config.items_path:
-        copies = collections.defaultdict(list)
-        for line in _lines(config.items_path):
-            row = parse_json_line(line)
-            try:
-                item = normalize_item(row)
-            except (ValueError, TypeError) as err:
-                dead.append(dead_letter(row, "bad_item", str(err)))
-                counts.update({"items_dead_letter": 1, "dead_letter.bad_item": 1})
-                continue
-            copies[item["item_id"]].append(item)
-        for item_id, found in copies.items():
-            found.sort(key=lambda r: json.dumps(r, sort_keys=True))
-            items[item_id] = found[0]
-            for extra in found[1:]:
-                dead.append(dead_letter(extra, "duplicate_item", f"item_id {item_id!r} repeated"))
-                counts.update({"items_dead_letter": 1, "dead_letter.duplicate_item": 1})
+        normalized, dead = normalize_items(parse_json_line(line) for line in _lines(config.items_path))
+        unique, duplicates = first_items(normalized)
+        items = {item["item_id"]: item for item in unique}
+        dead += duplicates
+        for record in dead:
+            counts.update(item_dead_counts(record))
     known = frozenset(items) if config.items_path else None
 
     by_user = collections.defaultdict(list)
     lines = list(_lines(config.events_path))
-    for i in range(0, len(lines), 20_000):
-        rows = [parse_json_line(line) for line in lines[i : i + 20_000]]
+    for i in range(0, len(lines), BATCH_ROWS):
+        rows = [parse_json_line(line) for line in lines[i : i + BATCH_ROWS]]
         users, batch_dead, batch_counts = prepare_rows(rows, config, known)
         for user_id, events in users.items():
             by_user[user_id].extend(events)
@@ -98,7 +97,6 @@ def reference_preprocess(config: PreprocessConfig) -> dict:
         windows, duplicates, summary, user_items = build_user_sequences(user_id, events, config, None)
         dead += duplicates
         counts.update(summary)
-        counts.update({"rows_dead_letter": len(duplicates), "dead_letter.duplicate_event": len(duplicates)})
         item_counts.update(user_items)
         for window in windows:
             writers[window["split"]].write(encode_window(window))
@@ -106,34 +104,19 @@ def reference_preprocess(config: PreprocessConfig) -> dict:
         writer.close()
 
     if not config.items_path:  # bare items: the longest duration seen
-        longest = collections.defaultdict(list)
-        for events in by_user.values():
-            for e in events:
-                longest[e["item_id"]] += [] if e["duration_ms"] is None else [e["duration_ms"]]
-        items = {
-            i: {
-                "item_id": i,
-                "creator_id": "",
-                "categories": [],
-                "duration_ms": max(d) if d else None,
-                "text": "",
-            }
-            for i, d in longest.items()
-        }
+        parts = (longest_durations(events) for events in by_user.values())
+        items = {item["item_id"]: item for item in bare_items(parts)}
     with tf.io.TFRecordWriter(os.path.join(out, "items.tfrecord.gz"), options) as writer:
         for item in items.values():
             writer.write(encode_item(item))
-    vocabs = {
-        "items": sorted(items),
-        "creators": sorted({i["creator_id"] for i in items.values() if i["creator_id"]}),
-        "categories": sorted({c for i in items.values() for c in i["categories"]}),
-    }
+    catalogue = CatalogueFn()
+    vocabs = catalogue.extract_output(catalogue.add_input(catalogue.create_accumulator(), items.values()))
     for name, tokens in vocabs.items():
         _write_lines(os.path.join(out, "vocab", f"{name}.txt"), tokens)
     _write_lines(os.path.join(out, "item_counts.tsv"), sorted(f"{i}\t{item_counts[i]}" for i in items))
     _write_lines(
         os.path.join(out, "dead_letter-00000-of-00001.jsonl"),
-        (json.dumps(d, sort_keys=True, default=str) for d in dead),
+        map(dead_letter_line, dead),
     )
     stats = stats_from_counts({k: v for k, v in counts.items() if v}, out, time.perf_counter() - start)
     with open(os.path.join(out, "stats.json"), "w", encoding="utf-8") as handle:

@@ -22,15 +22,13 @@ import time
 
 import numpy as np
 
-from benchmarks.common import write_section
+from benchmarks.common import tf_train_rate, train_batches, write_section
 from ntr.pipelines.events import Label
 from ntr.retrieval.config import for_variant, with_overrides
-from ntr.retrieval.data import NUM_RESERVED, sequence_dataset
+from ntr.retrieval.data import NUM_RESERVED
 from ntr.retrieval.features import NUM_DWELL_BUCKETS, NUM_GAP_BUCKETS, dwell_bucket, gap_bucket
 from ntr.retrieval.items import load_item_table
-from ntr.retrieval.model import NTRModel, previous_position
-from ntr.retrieval.train import make_train_step
-from ntr.tfenv import tf
+from ntr.retrieval.model import previous_position
 
 
 def ensure_world(workdir: str) -> str:
@@ -44,11 +42,7 @@ def ensure_world(workdir: str) -> str:
 
 
 def load_batches(data: str, config, count: int) -> list[dict]:
-    dataset = sequence_dataset(
-        data, "train", config.train.batch_size, config.model.max_len, shuffle=True, seed=0
-    )
-    dataset = dataset.map(lambda b: {k: v for k, v in b.items() if k != "user_id"})
-    batches = [b for _, b in zip(range(count), dataset.repeat(), strict=False)]
+    batches = train_batches(data, config, count)
     # Derived per-event features, computed once for both frameworks.
     for b in batches:
         b["dwell"] = dwell_bucket(b["watch_ms"], b["duration_ms"])
@@ -59,17 +53,9 @@ def load_batches(data: str, config, count: int) -> list[dict]:
 def tf_rate(config, table, batches, steps: int, jit: bool = False) -> float:
     if jit:
         config = with_overrides(config, ["train.jit_compile=true"])
-    model = NTRModel(config, table)
-    optimizer = tf.keras.optimizers.Adam(config.train.learning_rate)
-    step = make_train_step(model, optimizer, tf.distribute.get_strategy())
-    inputs = [{k: v for k, v in b.items() if k not in ("dwell", "gap")} for b in batches]
-    for b in inputs[:3]:
-        step(b)
-    targets, start = 0, time.perf_counter()
-    for b in inputs[3 : 3 + steps]:
-        _, n = step(b)
-        targets += int(n)
-    return targets / (time.perf_counter() - start)
+    inputs = [{k: v for k, v in b.items() if k not in ("dwell", "gap")} for b in batches[: 3 + steps]]
+    targets, seconds = tf_train_rate(config, table, inputs)
+    return targets / seconds
 
 
 def torch_rate(config, table, batches, steps: int, compiled: bool = False) -> float:

@@ -20,7 +20,7 @@ import json
 import os
 import time
 
-from benchmarks.common import NTR, qps, run, write_section
+from benchmarks.common import NTR, qps, run, tf_train_rate, train_batches, write_section
 
 K = 10
 
@@ -34,33 +34,12 @@ def timed(cmd: list[str]) -> float:
 def full_softmax_rate(workdir: str, steps: int) -> tuple[float, float]:
     """(targets/s, seconds per step) of `steps` full-softmax training steps after 3 warm-up."""
     from ntr.retrieval.config import for_variant, with_overrides  # noqa: PLC0415
-    from ntr.retrieval.data import sequence_dataset  # noqa: PLC0415
     from ntr.retrieval.items import load_item_table  # noqa: PLC0415
-    from ntr.retrieval.model import NTRModel  # noqa: PLC0415
-    from ntr.retrieval.train import make_train_step  # noqa: PLC0415
-    from ntr.tfenv import tf  # noqa: PLC0415
 
     data = os.path.join(workdir, "data")
     config = with_overrides(for_variant("ntr"), ["model.softmax=full"])
-    table = load_item_table(data)
-    model = NTRModel(config, table)
-    step = make_train_step(
-        model, tf.keras.optimizers.Adam(config.train.learning_rate), tf.distribute.get_strategy()
-    )
-    dataset = sequence_dataset(
-        data, "train", config.train.batch_size, config.model.max_len, shuffle=True, seed=0
-    )
-    batches = [
-        {k: v for k, v in b.items() if k != "user_id"}
-        for _, b in zip(range(steps + 3), dataset, strict=False)
-    ]
-    for b in batches[:3]:
-        step(b)
-    targets, start = 0, time.perf_counter()
-    for b in batches[3:]:
-        targets += int(step(b)[1])
-    seconds = time.perf_counter() - start
-    return targets / seconds, seconds / max(1, len(batches) - 3)
+    targets, seconds = tf_train_rate(config, load_item_table(data), train_batches(data, config, steps + 3))
+    return targets / seconds, seconds / max(1, steps)
 
 
 def index_speed(workdir: str) -> dict:

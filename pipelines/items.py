@@ -17,37 +17,56 @@ from ntr.pipelines.prepare import MIN_BUCKETS, stable_bucket
 from ntr.pipelines.validate import DEAD_LETTER_TAG, dead_letter
 
 
+def normalize_items(rows) -> tuple[list[dict], list[dict]]:
+    """Raw item rows -> (canonical items, `bad_item` dead letters for rows that are not)."""
+    items, dead = [], []
+    for row in rows:
+        try:
+            items.append(normalize_item(row))
+        except (ValueError, TypeError) as err:
+            dead.append(dead_letter(row, "bad_item", str(err)))
+    return items, dead
+
+
 class _NormalizeFn(beam.DoFn):
     def __init__(self, num_buckets: int):
         self._num_buckets = num_buckets
 
     def process(self, rows):
+        items, dead = normalize_items(rows)
+        for record in dead:
+            yield beam.pvalue.TaggedOutput(DEAD_LETTER_TAG, record)
         buckets = collections.defaultdict(list)
-        for row in rows:
-            try:
-                item = normalize_item(row)
-            except (ValueError, TypeError) as err:
-                yield beam.pvalue.TaggedOutput(DEAD_LETTER_TAG, dead_letter(row, "bad_item", str(err)))
-                continue
+        for item in items:
             buckets[stable_bucket(item["item_id"], self._num_buckets)].append(item)
         yield from buckets.items()
 
 
-def _first_items(keyed):
-    """One item per id, the first by content (the others are dead letters), sorted by id."""
-    _, lists = keyed
+def first_items(items) -> tuple[list[dict], list[dict]]:
+    """One item per id, the first by content, sorted by id; every other copy of an id becomes
+    a `duplicate_item` dead letter. Returns (items, dead letters)."""
     by_id = collections.defaultdict(list)
-    for items in lists:
-        for item in items:
-            by_id[item["item_id"]].append(item)
-    unique = []
+    for item in items:
+        by_id[item["item_id"]].append(item)
+    unique, dead = [], []
     for item_id in sorted(by_id):
         copies = sorted(by_id[item_id], key=lambda r: json.dumps(r, sort_keys=True))
         unique.append(copies[0])
-        for extra in copies[1:]:
-            yield beam.pvalue.TaggedOutput(
-                DEAD_LETTER_TAG, dead_letter(extra, "duplicate_item", f"item_id {item_id!r} repeated")
-            )
+        message = f"item_id {item_id!r} repeated"
+        dead += [dead_letter(extra, "duplicate_item", message) for extra in copies[1:]]
+    return unique, dead
+
+
+def item_dead_counts(record: dict) -> collections.Counter:
+    """The stats counts of one item dead letter."""
+    return collections.Counter({"items_dead_letter": 1, f"dead_letter.{record['kind']}": 1})
+
+
+def _first_items(keyed):
+    _, lists = keyed
+    unique, dead = first_items(item for items in lists for item in items)
+    for record in dead:
+        yield beam.pvalue.TaggedOutput(DEAD_LETTER_TAG, record)
     yield unique
 
 
@@ -75,20 +94,18 @@ class ReadItems(beam.PTransform):
         return unique.items, dead
 
 
-def _longest_durations(events: list[dict], num_buckets: int):
-    """(bucket, {item_id: longest known duration or None}) for the items of one event list."""
+def longest_durations(events) -> dict[str, int | None]:
+    """{item_id: the longest known duration among `events`, or None when none is known}."""
     longest: dict[str, int | None] = {}
     for event in events:
         known, seen = event["duration_ms"], longest.get(event["item_id"])
         longest[event["item_id"]] = known if seen is None or (known is not None and known > seen) else seen
-    buckets = collections.defaultdict(dict)
-    for item_id, duration in longest.items():
-        buckets[stable_bucket(item_id, num_buckets)][item_id] = duration
-    return list(buckets.items())
+    return longest
 
 
-def _items_from_durations(keyed) -> list[dict]:
-    _, parts = keyed
+def bare_items(parts) -> list[dict]:
+    """Bare items (no creator or categories), sorted by id, from `longest_durations` dicts:
+    each item's duration is the longest over the parts."""
     longest: dict[str, list[int]] = collections.defaultdict(list)
     for part in parts:
         for item_id, duration in part.items():
@@ -97,6 +114,14 @@ def _items_from_durations(keyed) -> list[dict]:
         {"item_id": i, "creator_id": "", "categories": [], "duration_ms": max(d) if d else None, "text": ""}
         for i, d in sorted(longest.items())
     ]
+
+
+def _bucketed_durations(events: list[dict], num_buckets: int):
+    """(bucket, `longest_durations` of the bucket's items) for one event list."""
+    buckets = collections.defaultdict(dict)
+    for item_id, duration in longest_durations(events).items():
+        buckets[stable_bucket(item_id, num_buckets)][item_id] = duration
+    return list(buckets.items())
 
 
 class ItemsFromEvents(beam.PTransform):
@@ -110,9 +135,9 @@ class ItemsFromEvents(beam.PTransform):
     def expand(self, event_lists):
         return (
             event_lists
-            | "ItemDurations" >> beam.FlatMap(_longest_durations, self._num_buckets)
+            | "ItemDurations" >> beam.FlatMap(_bucketed_durations, self._num_buckets)
             | "GroupByBucket" >> beam.GroupByKey()
-            | "ToItems" >> beam.Map(_items_from_durations)
+            | "ToItems" >> beam.MapTuple(lambda _, parts: bare_items(parts))
         )
 
 

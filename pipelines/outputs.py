@@ -98,6 +98,11 @@ class WriteItemCounts(beam.PTransform):
         return self._catalogue | "Write" >> beam.Map(write, totals)
 
 
+def dead_letter_line(record: dict) -> str:
+    """One dead letter as its JSONL line (keys sorted; values JSON cannot hold as text)."""
+    return json.dumps(record, sort_keys=True, default=str)
+
+
 class WriteDeadLetters(beam.PTransform):
     """Dead-letter records -> `dead_letter-*.jsonl`."""
 
@@ -108,7 +113,7 @@ class WriteDeadLetters(beam.PTransform):
     def expand(self, dead):
         return (
             dead
-            | "ToJson" >> beam.Map(lambda d: json.dumps(d, sort_keys=True, default=str))
+            | "ToJson" >> beam.Map(dead_letter_line)
             | "Write" >> beam.io.WriteToText(self._prefix, file_name_suffix=".jsonl")
         )
 

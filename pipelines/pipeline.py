@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import glob
 import hashlib
 import json
@@ -16,7 +15,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from ntr.pipelines.config import PreprocessConfig
 from ntr.pipelines.events import ACTIONS, REASONS, Label
 from ntr.pipelines.io import ReadRowBatches, check_inputs, input_bytes
-from ntr.pipelines.items import CatalogueFn, ItemsFromEvents, ReadItems
+from ntr.pipelines.items import CatalogueFn, ItemsFromEvents, ReadItems, item_dead_counts
 from ntr.pipelines.outputs import (
     CUTS_PART,
     STATS_PART,
@@ -71,13 +70,7 @@ def build_pipeline(pipeline: beam.Pipeline, config: PreprocessConfig) -> None:
     stat_parts = [prepared[STATS_TAG], sequences[SUMMARY_TAG]]
     if item_dead is not None:
         all_dead.append(item_dead)
-        stat_parts.append(
-            item_dead
-            | "ItemDeadKinds"
-            >> beam.Map(
-                lambda d: collections.Counter({"items_dead_letter": 1, f"dead_letter.{d['kind']}": 1})
-            )
-        )
+        stat_parts.append(item_dead | "ItemDeadKinds" >> beam.Map(item_dead_counts))
     _ = all_dead | "AllDead" >> beam.Flatten() | "WriteDeadLetters" >> WriteDeadLetters(out)
     _ = stat_parts | "StatParts" >> beam.Flatten() | "WriteStats" >> WriteStats(out)
     if cuts is not None:

@@ -86,7 +86,8 @@ def build_user_sequences(
       cuts: the global time cuts (`global_time` mode) or None.
 
     Returns:
-      (windows, duplicate dead letters, summary counter, positive train targets per item).
+      (windows, duplicate dead letters, summary counter (duplicates counted as dead letters),
+      positive train targets per item).
     """
     ordered = sorted(events, key=event_sort_key)
     kept, duplicates, seen = [], [], set()
@@ -102,6 +103,8 @@ def build_user_sequences(
 
     splits = assign_splits([e["timestamp"] for e in kept], config.split, cuts)
     summary = collections.Counter({"rows_out": len(kept), "users": 1})
+    if duplicates:
+        summary["rows_dead_letter"] = summary["dead_letter.duplicate_event"] = len(duplicates)
     for event, split in zip(kept, splits, strict=True):
         summary[f"labels.{event['label']}"] += 1
         summary[f"actions.{event['action']}"] += 1
@@ -152,9 +155,6 @@ class _BuildFn(beam.DoFn):
             )
             summary.update(user_summary)
             item_counts.update(user_items)
-            if duplicates:
-                summary["rows_dead_letter"] += len(duplicates)
-                summary["dead_letter.duplicate_event"] += len(duplicates)
             self._windows.inc(len(windows))
             self._duplicates.inc(len(duplicates))
             for window in windows:
