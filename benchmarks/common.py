@@ -20,13 +20,28 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCHMARKS_MD = os.path.join(ROOT, "BENCHMARKS.md")
 NTR = os.path.join(os.path.dirname(sys.executable), "ntr")
-ALL_VARIANTS = ("positives_only", "neg_features_only", "ntr", "ntr_reasons", "group_ntr", "ntr_history")
-REAL_VARIANTS = ("positives_only", "neg_features_only", "ntr", "ntr_history")
+ALL_VARIANTS = (
+    "positives_only",
+    "neg_features_only",
+    "ntr",
+    "ntr_reasons",
+    "group_ntr",
+    "ntr_history",
+    "ntr_fitted",
+)
+REAL_VARIANTS = ("positives_only", "neg_features_only", "ntr", "ntr_history", "ntr_fitted")
 # Reasons (and so ntr_reasons / group_ntr) exist only in the synthetic world; ntr_history on real
 # logs works from the item (and, where the log has them, creator/category of reason-less dislikes:
 # none here, so its history side is item-level).
 DATASETS = {
-    "world": {"variants": ALL_VARIANTS, "preprocess": []},
+    "world": {"variants": ALL_VARIANTS, "preprocess": [], "generate": []},
+    # Worlds ntr_history was not tuned on: another logging policy, and real items.
+    "world_mix": {"variants": ALL_VARIANTS, "preprocess": [], "generate": ["--policy", "mix"]},
+    "world_kuairand": {
+        "variants": ALL_VARIANTS,
+        "preprocess": [],
+        "generate": ["--catalogue", "{datasets}/kuairand_pure_meta"],
+    },
     "ml100k": {
         "variants": REAL_VARIANTS,
         "preprocess": [
@@ -100,8 +115,9 @@ def run(cmd: list[str]) -> None:
 def prepare(name: str, workdir: str, datasets_dir: str) -> None:
     if os.path.exists(os.path.join(workdir, "data", "stats.json")):
         return
-    if name == "world":
-        run([NTR, "generate", "--workdir", workdir])
+    if "generate" in DATASETS[name]:
+        generate = [a.format(datasets=datasets_dir) for a in DATASETS[name]["generate"]]
+        run([NTR, "generate", "--workdir", workdir, *generate])
     args = [a.format(datasets=datasets_dir) for a in DATASETS[name]["preprocess"]]
     run([NTR, "preprocess", "--workdir", workdir, *args])
 

@@ -33,7 +33,7 @@ from benchmarks.common import (
 )
 
 # Variants also measured behind the serving Recommender's filters.
-FILTERED = ("positives_only", "ntr", "ntr_history")
+FILTERED = ("positives_only", "ntr", "ntr_history", "ntr_fitted")
 PAPER = {"neg_features_only": "-22.8% / -22.7%", "ntr": "-64.1% / -60.8%", "positives_only": "~0 / ~0"}
 
 

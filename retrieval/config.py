@@ -46,6 +46,26 @@ VARIANTS: dict[str, dict[str, Any]] = {
         # on the world NegHit@10 -51% against -43% with the softmax form, NDCG -3.0% vs -3.5%.
         ntr_form="topk",
     ),
+    # The successor of ntr_history: the Transformer reads what positives_only reads (negatives
+    # hidden from it), so with the path at zero it ranks as positives_only does; negatives act
+    # through the negative path alone, each stated granularity on its own part, with strengths
+    # fitted on the validation split after training (retrieval/reaction.py) within an NDCG
+    # budget. No history-side NTR: it imposed a near-total reaction on every log and cost up
+    # to 30% NDCG@10 where the log's lesson is weak.
+    "ntr_fitted": dict(
+        negative_inputs=False,
+        reason_inputs=False,
+        explicit_weight=0.0,
+        implicit_weight=0.0,
+        group_ntr=False,
+        negative_path=True,
+        negative_path_scale=100.0,
+        negative_path_decay=0.9,
+        negative_path_skips=False,
+        negative_path_parts="own",
+        negative_path_units="logit",
+        fit_reaction=True,
+    ),
 }
 # Switches a variant does not name keep these values (so `ntr` has no history-side NTR).
 VARIANT_DEFAULTS: dict[str, Any] = dict(
@@ -54,6 +74,9 @@ VARIANT_DEFAULTS: dict[str, Any] = dict(
     negative_path=False,
     query_anchor="event",
     ntr_form="softmax",
+    negative_path_parts="free",
+    negative_path_units="embedding",
+    fit_reaction=False,
 )
 HISTORY_FORMS = ("target", "corpus", "topk")
 STRATEGIES = ("default", "mirrored", "one_device", "multi_worker")
@@ -72,7 +95,8 @@ class ModelConfig:
       ff_dim: feed-forward width inside a block.
       dropout: dropout on embeddings, attention output and feed-forward output.
       max_len: history positions (must be >= the pipeline's max_len).
-      negative_inputs: keep negative events in the input history (False: they are invisible).
+      negative_inputs: the Transformer attends to negative events (False: they are invisible
+        to it; with `negative_path` they still act, through the path alone).
       reason_inputs: embed the dislike reason of each event.
       explicit_weight: NTR weight `w` for explicit negative targets (0 = no NTR on them).
       implicit_weight: NTR weight for implicit negatives (skips).
@@ -121,7 +145,22 @@ class ModelConfig:
       action_gate_scale: the per-action gate on a token's item is `1 + scale * g`, g learned
         from 0 (larger: a negative action can flip its item's direction within a run).
       negative_path: subtract a learned mix of each history negative's id / creator / category
-        embeddings from every later query (`retrieval/negative_path.py`).
+        embeddings from every later query (`retrieval/negative_path.py`). With
+        negative_inputs=false the query is the Transformer state of the last non-negative
+        event minus the path, as with query_anchor="engaged".
+      negative_path_parts: `free` (each kind of negative may use every part) or `own` (a
+        creator reason only the creator part, a category reason only the category part).
+      negative_path_units: `embedding` (subtract b * part) or `logit` (b * part / |part|^2: b
+        is the logit drop of the disliked group, comparable across kinds and parts).
+      fit_reaction: the negative path stays at 0 while the model trains (so with
+        negative_inputs=false the model trains exactly as positives_only does); afterwards its
+        strengths are fitted on the validation split (`retrieval/reaction.py`) and recorded in
+        the model's config.json; a stated granularity the log never carried borrows the
+        item-level strength.
+      reaction_min_support: validation negatives of a kind (each followed by an exposure target
+        in its window) needed to fit that kind's strengths; fewer, and it borrows.
+      reaction_ndcg_budget: the most validation NDCG@10 (relative, against no path) the fitted
+        strengths may cost; beyond it they are scaled down until they fit.
     """
 
     variant: str = "ntr"
@@ -159,6 +198,11 @@ class ModelConfig:
     negative_path_scale: float = 30.0
     negative_path_decay: float = 1.0
     negative_path_skips: bool = True
+    negative_path_parts: str = "free"
+    negative_path_units: str = "embedding"
+    fit_reaction: bool = False
+    reaction_min_support: int = 20
+    reaction_ndcg_budget: float = 0.01
 
     def __post_init__(self):
         if self.dim % self.num_heads:
@@ -195,6 +239,21 @@ class ModelConfig:
             raise ValueError(f"history_topk must be >= 1, got {self.history_topk}.")
         if self.history_form not in HISTORY_FORMS:
             raise ValueError(f"history_form must be one of {HISTORY_FORMS}, got {self.history_form!r}.")
+        if self.negative_path_parts not in ("free", "own"):
+            raise ValueError(f"negative_path_parts must be free or own, got {self.negative_path_parts!r}.")
+        if self.negative_path_units not in ("embedding", "logit"):
+            raise ValueError(
+                f"negative_path_units must be embedding or logit, got {self.negative_path_units!r}."
+            )
+        if self.fit_reaction and not self.negative_path:
+            raise ValueError(
+                "fit_reaction fits the negative path: set model.negative_path=true, or "
+                "model.fit_reaction=false."
+            )
+        if not 0.0 <= self.reaction_ndcg_budget < 1.0:
+            raise ValueError(f"reaction_ndcg_budget must be in [0, 1), got {self.reaction_ndcg_budget}.")
+        if self.reaction_min_support < 1:
+            raise ValueError(f"reaction_min_support must be >= 1, got {self.reaction_min_support}.")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError("dropout must be in [0, 1).")
 

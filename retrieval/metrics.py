@@ -97,3 +97,42 @@ def future_negative_hits(
     )
     in_top = (items[:, :, np.newaxis] == top[:, np.newaxis, :k]).any(axis=2)
     return (future & in_top).any(axis=1).astype(np.float64), future.any(axis=1)
+
+
+def after_dislike(
+    row_items: np.ndarray,
+    row_labels: np.ndarray,
+    row: np.ndarray,
+    position: np.ndarray,
+    target_item: np.ndarray,
+    item_creator: np.ndarray,
+    item_categories: np.ndarray,
+    negative_label: int,
+    window: int = 20,
+) -> np.ndarray:
+    """[q] bool: targets that come within `window` events after an explicit negative on an item
+    sharing the target's creator or one of its categories (the after-dislike slice).
+
+    Args:
+      row_items, row_labels: [rows, seq_len] item tokens and labels of the windows.
+      row, position: [q] each target's window and position in it.
+      target_item: [q] each target's item token.
+      item_creator: [num_tokens] creator token per item token (0 padding, 1 unknown: none).
+      item_categories: [num_tokens, c] category tokens per item token (0, 1: none).
+      negative_label: the label value of explicit negatives.
+      window: how many events back a dislike still counts.
+    """
+    out = np.zeros(len(row), bool)
+    creator_of = np.asarray(item_creator)
+    categories_of = np.asarray(item_categories)
+    for q, (r, p, item) in enumerate(zip(row, position, target_item, strict=True)):
+        start = max(0, int(p) - window)
+        sources = row_items[r, start:p][row_labels[r, start:p] == negative_label]
+        if not len(sources):
+            continue
+        creator = creator_of[item]
+        same_creator = (creator > 1) & (creator_of[sources] == creator)
+        mine = categories_of[item][categories_of[item] > 1]
+        same_category = np.isin(categories_of[sources], mine).any(axis=1) if len(mine) else False
+        out[q] = bool(np.any(same_creator | same_category))
+    return out

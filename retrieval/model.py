@@ -130,14 +130,18 @@ class NTRModel(tfrs.Model):
                 category_embedding=self.item_tower.category_embedding,
             )
         self.negative_path = None
-        if m.negative_path and m.negative_inputs:
+        if m.negative_path:
             self.negative_path = NegativePath(
                 self.item_tower,
                 table.reason_granularity,
-                m.reason_inputs,
+                # Kinds by reason: with reason tokens, or when each granularity has its own part.
+                m.reason_inputs or m.negative_path_parts == "own",
                 scale=m.negative_path_scale,
                 decay=m.negative_path_decay,
                 skips=m.negative_path_skips,
+                parts=m.negative_path_parts,
+                units=m.negative_path_units,
+                trainable_strengths=not m.fit_reaction,
             )
         self.event_features = EventFeatures(
             input_items,
@@ -170,36 +174,48 @@ class NTRModel(tfrs.Model):
         self.reason_granularity = tf.constant(table.reason_granularity)
 
     def attendable(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
-        """[batch, seq_len] bool: real events, minus negatives when they are hidden."""
+        """[batch, seq_len] bool: what the Transformer attends to: real events, minus negatives
+        when they are hidden."""
         if self.config.model.negative_inputs:
             return features["mask"]
         return features["mask"] & ~is_negative(features["label"])
 
+    def query_events(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
+        """[batch, seq_len] bool: events a query may follow. With a negative path every real
+        event (a negative hidden from the Transformer still acts through the path)."""
+        return features["mask"] if self.negative_path is not None else self.attendable(features)
+
     def states(self, features: dict[str, tf.Tensor], training: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
         """States [batch, seq_len, dim] and, per position, the position of its query state.
 
-        State p is the query for the event after p. With `query_anchor="engaged"` it is the
-        Transformer state of the last non-negative event <= p (which has attended to every
-        event before it, negatives included), so negatives after that event act only through
-        the negative path: state p = T[anchor(p)] - path(<= p).
+        State p is the query for the event after p. With `query_anchor="engaged"` (or a negative
+        path over a Transformer blind to negatives) it is the Transformer state of the last
+        non-negative event <= p (which has attended to every event before it it may see), so
+        negatives after that event act only through the negative path: state p = T[anchor(p)]
+        - path(<= p).
         """
+        m = self.config.model
         attend = self.attendable(features)
         tokens = self.event_features(features, training=training)
         states = self._encode(tokens, attend, training=training)
-        if self.config.model.query_anchor == "engaged":
+        query_pos = previous_position(self.query_events(features))
+        if m.query_anchor == "engaged" or (self.negative_path is not None and not m.negative_inputs):
             anchor = anchor_position(attend & ~is_negative(features["label"]))
             states = tf.gather(states, tf.maximum(anchor, 0), axis=1, batch_dims=1)
             states *= tf.cast(anchor >= 0, states.dtype)[..., tf.newaxis]
+            # No engaged event yet: no query (a zero vector would still be trained on).
+            query_anchor = tf.gather(anchor, tf.maximum(query_pos, 0), axis=1, batch_dims=1)
+            query_pos = tf.where(query_anchor >= 0, query_pos, -1)
         if self.negative_path is not None:
-            states -= self.negative_path(features, attend)
-        return states, previous_position(attend)
+            states -= self.negative_path(features, features["mask"])
+        return states, query_pos
 
     def query_embedding(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
         """[batch, dim]: the query for the event after the whole history (serving)."""
         states, _ = self.states(features)
         length = tf.shape(states)[1]
-        attend = self.attendable(features)
-        last = tf.reduce_max(tf.where(attend, tf.range(length)[tf.newaxis, :], -1), axis=1)
+        events = self.query_events(features)
+        last = tf.reduce_max(tf.where(events, tf.range(length)[tf.newaxis, :], -1), axis=1)
         query = tf.gather(states, tf.maximum(last, 0), axis=1, batch_dims=1)
         return query * tf.cast(last >= 0, query.dtype)[:, tf.newaxis]
 
@@ -355,7 +371,11 @@ class NTRModel(tfrs.Model):
         normaliser = tf.math.reduce_logsumexp(tf.stack([group_log_mass, reference], 1), axis=1)
         return tf.reduce_sum(history_not_to_recommend_loss(group_log_mass, normaliser, weight))
 
-    def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+    def compute_loss(
+        self, features: dict[str, tf.Tensor], training: bool = False, compute_metrics: bool | None = None
+    ) -> tf.Tensor:
+        """The batch's loss (scalar). `compute_metrics`: update the task's metrics (default: when
+        not training; the reaction fit runs without dropout and without metrics)."""
         m = self.config.model
         states = self.states(features, training=training)
         targets = self.target_queries(features, training=training, states=states)
@@ -403,7 +423,7 @@ class NTRModel(tfrs.Model):
             target_index=target_index,
             candidate_sampling_probability=probability,
             group_mask=group_mask,
-            compute_metrics=not training,
+            compute_metrics=not training if compute_metrics is None else compute_metrics,
         )
         num_positive = tf.maximum(
             tf.reduce_sum(tf.cast(targets["label"] == int(Label.POSITIVE), tf.float32)), 1.0

@@ -18,6 +18,19 @@ training run (measured: it stopped at ~0.5, still rising, and moved nothing). `n
 uses scale 100, explicit negatives only and a decay of 0.9 per event; on the default world it
 learnt (x100) id 45 for item-level reasons, creator 26 (category -5) for creator reasons, and
 category 29 for topic reasons: each kind suppresses its own group.
+
+Two switches make the strengths comparable and the granularity structural (`ntr_fitted`):
+
+- `units="logit"`: each part is divided by its squared norm, so a coefficient b lowers the
+  disliked group's part of every score by exactly b (a logit drop), whatever the part's norm.
+  Strengths of different kinds and parts are then in one unit and can stand in for each other.
+- `parts="own"`: a creator-granularity reason may subtract only the creator part, a category
+  reason only the category part. A free mix let a creator dislike take the whole category with
+  it (measured on the `--policy mix` world: category -77% after a creator dislike). Item-level
+  reasons (and reasonless dislikes, all item-level) and skips keep all three parts: what such a
+  dislike means for its creator and category is the log's to say, through the fit.
+
+`retrieval/reaction.py` fits the strengths on the validation split after training.
 """
 
 from __future__ import annotations
@@ -28,6 +41,18 @@ from ntr.tfenv import tf
 
 NUM_KINDS = 4  # explicit by granularity code (item 0, creator 1, category 2), then skips (3)
 SKIP_KIND = 3
+PARTS = ("free", "own")
+UNITS = ("embedding", "logit")
+# [NUM_KINDS, 3] which (id, creator, category) part each kind may use with parts="own".
+OWN_PARTS = ((1.0, 1.0, 1.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (1.0, 1.0, 1.0))
+_EPSILON = 1e-6  # a part with a smaller squared norm (no creator, no category) stays zero
+
+
+def per_logit(vectors: tf.Tensor) -> tf.Tensor:
+    """[..., dim] vectors v divided by |v|^2, so `(q - b * out) . v = q . v - b`; 0 where |v|^2 is
+    below _EPSILON (an item without creator or category)."""
+    squared = tf.reduce_sum(tf.square(vectors), axis=-1, keepdims=True)
+    return tf.where(squared >= _EPSILON, vectors / tf.maximum(squared, _EPSILON), 0.0)
 
 
 class NegativePath(tf.keras.layers.Layer):
@@ -40,9 +65,13 @@ class NegativePath(tf.keras.layers.Layer):
       scale: effective coefficient = stored value * scale (see the module doc).
       decay: a negative's penalty on the query p events later is multiplied by decay ** p.
       skips: let skips act through the path too (False: explicit negatives only).
+      parts: `free` (any kind may use any part) or `own` (see the module doc).
+      units: `embedding` (subtract b * part) or `logit` (subtract b * part / |part|^2).
+      trainable_strengths: train the coefficients with the model (False: they stay at 0 in
+        training and are set afterwards, by `retrieval.reaction.fit_reaction`).
 
     Call: features (dict of [batch, seq_len] `item`, `label`, `reason`, `mask`) and the
-    [batch, seq_len] bool of attendable events -> [batch, seq_len, dim] penalty, the sum over
+    [batch, seq_len] bool of real events -> [batch, seq_len, dim] penalty, the sum over
     negatives at positions <= t of their weighted parts (subtract it from state t).
     """
 
@@ -54,9 +83,20 @@ class NegativePath(tf.keras.layers.Layer):
         scale: float = 30.0,
         decay: float = 1.0,
         skips: bool = True,
+        parts: str = "free",
+        units: str = "embedding",
+        trainable_strengths: bool = True,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if parts not in PARTS or units not in UNITS:
+            raise ValueError(
+                f"parts must be one of {PARTS} and units one of {UNITS}; got {parts!r}, {units!r}."
+            )
+        self.parts = parts
+        self.units = units
+        self.allowed = tf.constant(OWN_PARTS if parts == "own" else [[1.0] * 3] * NUM_KINDS, tf.float32)
+        trainable = bool(trainable_strengths)
         self.scale = float(scale)
         self.decay = float(decay)
         self.skips = bool(skips)
@@ -64,7 +104,7 @@ class NegativePath(tf.keras.layers.Layer):
         self.reason_granularity = tf.constant(reason_granularity, tf.int32)
         self.use_reasons = use_reasons
         self.coefficients = self.add_weight(
-            name="coefficients", shape=[NUM_KINDS, 3], initializer="zeros", trainable=True
+            name="coefficients", shape=[NUM_KINDS, 3], initializer="zeros", trainable=trainable
         )
 
     def kinds(self, features: dict[str, tf.Tensor], attend: tf.Tensor) -> tf.Tensor:
@@ -79,12 +119,18 @@ class NegativePath(tf.keras.layers.Layer):
         kind = tf.where(explicit, granularity + tf.zeros_like(label), NUM_KINDS)
         return tf.where(implicit & self.skips, SKIP_KIND, kind)
 
+    def strengths(self) -> tf.Tensor:
+        """[NUM_KINDS, 3] effective coefficients (stored value x scale, disallowed parts 0)."""
+        return self.coefficients * self.scale * tf.cast(self.allowed, self.coefficients.dtype)
+
     def call(self, features: dict[str, tf.Tensor], attend: tf.Tensor) -> tf.Tensor:
         kind = self.kinds(features, attend)
-        coefficients = self.coefficients * self.scale
+        coefficients = self.strengths()
         table = tf.concat([coefficients, tf.zeros([1, 3], coefficients.dtype)], axis=0)
         weights = tf.gather(table, kind)  # [batch, seq_len, 3]
         item, creator, category = self.item_tower.parts(features["item"])
+        if self.units == "logit":
+            item, creator, category = (per_logit(v) for v in (item, creator, category))
         vectors = weights[..., 0:1] * item + weights[..., 1:2] * creator + weights[..., 2:3] * category
         if self.decay == 1.0:
             return tf.cumsum(vectors, axis=1)

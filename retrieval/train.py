@@ -27,6 +27,7 @@ from ntr.retrieval.distribute import (
 from ntr.retrieval.evaluate import validation_ndcg
 from ntr.retrieval.items import ItemTable, load_item_table
 from ntr.retrieval.model import NTRModel
+from ntr.retrieval.reaction import apply_reaction, fit_reaction
 from ntr.tfenv import tf
 
 CONFIG_FILE = "config.json"
@@ -301,11 +302,31 @@ def train(
         "workers": workers,
         "worker_index": index,
     }
+    if chief and config.model.fit_reaction:
+        summary["reaction"] = _fit_and_record(model_dir, data_dir, log)
     if chief:
         with open(os.path.join(model_dir, "metrics.json"), "w", encoding="utf-8") as handle:
             json.dump(summary, handle, indent=2, sort_keys=True)
     remove_scratch(model_dir, strategy)
     return summary
+
+
+def _fit_and_record(model_dir: str, data_dir: str, log: Callable[[str], None]) -> dict:
+    """Fit the reaction on the best checkpoint (`retrieval.reaction`) and record it in config.json,
+    where `load_trained` reads it; the checkpoint itself stays as training left it."""
+    path = os.path.join(model_dir, CONFIG_FILE)
+    with open(path, encoding="utf-8") as handle:
+        metadata = json.load(handle)
+    metadata.pop("reaction", None)  # fit from the trained strengths, not from an earlier fit
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(metadata, handle, indent=2, sort_keys=True)
+    record = fit_reaction(load_trained(model_dir, data_dir), data_dir, log=log)
+    metadata["reaction"] = record
+    temporary = path + ".tmp"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(metadata, handle, indent=2, sort_keys=True)
+    os.replace(temporary, path)
+    return record
 
 
 def load_trained(model_dir: str, data_dir: str) -> NTRModel:
@@ -326,4 +347,6 @@ def load_trained(model_dir: str, data_dir: str) -> NTRModel:
         raise FileNotFoundError(f"{best_prefix} is missing: training has not finished an epoch yet.")
     model = build_model(RetrievalConfig.from_dict(metadata["config"]), data_dir, table)
     tf.train.Checkpoint(model=model).read(best_prefix).assert_existing_objects_matched()
+    if "reaction" in metadata:  # strengths fitted on validation after training
+        apply_reaction(model, metadata["reaction"])
     return model

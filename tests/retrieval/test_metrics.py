@@ -62,3 +62,28 @@ def test_future_negative_hits_against_loop_oracle():
         assert has[i] == bool(future)
         assert hit[i] == float(bool(future & set(top[i, :k].tolist())))
     assert has.any() and hit.any() and not hit.all()
+
+
+def test_after_dislike_slice_by_hand():
+    after_dislike = metrics.after_dislike
+    neg, pos = 3, 1
+    # tokens: 2..5 items; creators: item 2 -> 10, 3 -> 10, 4 -> 11, 5 -> 12; categories below.
+    item_creator = np.array([0, 0, 10, 10, 11, 12])
+    item_categories = np.array([[0, 0], [0, 0], [20, 0], [21, 0], [21, 22], [23, 0]])
+    row_items = np.array([[2, 3, 4, 5, 3], [5, 2, 3, 4, 0]])
+    row_labels = np.array([[neg, pos, pos, pos, pos], [pos, pos, neg, pos, 0]])
+    row = np.array([0, 0, 0, 0, 1, 1])
+    position = np.array([1, 2, 3, 4, 3, 1])
+    target = row_items[row, position]
+    got = after_dislike(
+        row_items, row_labels, row, position, target, item_creator, item_categories, neg, window=20
+    )
+    # row 0: dislike of item 2 (creator 10, category 20) at 0: item 3 shares the creator, 4 and 5
+    # share nothing. Row 1: dislike of 3 (creator 10, category 21) at 2: item 4 shares category
+    # 21; the target at 1 comes before the dislike.
+    assert got.tolist() == [True, False, False, True, True, False]
+    # A window of 2 events: the dislike at 0 is too far back for the target at 4.
+    short = after_dislike(
+        row_items, row_labels, row, position, target, item_creator, item_categories, neg, window=2
+    )
+    assert short.tolist() == [True, False, False, False, True, False]

@@ -61,8 +61,36 @@ def test_decay_and_explicit_only(tiny_data):
     np.testing.assert_allclose(penalty, expected, rtol=1e-5, atol=1e-6)
 
 
-def test_path_starts_switched_off_and_is_absent_without_negative_inputs(tiny_data):
+def test_path_starts_switched_off_and_acts_without_negative_inputs(tiny_data):
     table = load_item_table(tiny_data)
-    assert NTRModel(tiny_config("positives_only", ("model.negative_path=true",)), table).negative_path is None
+    assert NTRModel(tiny_config("positives_only"), table).negative_path is None
+    blind = NTRModel(tiny_config("positives_only", ("model.negative_path=true",)), table)
+    assert blind.negative_path is not None
     with_path = NTRModel(tiny_config("ntr_history"), table)
     assert np.all(with_path.negative_path.coefficients.numpy() == 0)
+
+
+def test_logit_units_and_own_parts_by_hand(tiny_data):
+    """units=logit: a strength b lowers q . part by exactly b; parts=own: a creator reason may
+    only use the creator part, whatever its stored coefficients say."""
+    table = load_item_table(tiny_data)
+    config = tiny_config("ntr_fitted", ("model.negative_path_decay=1.0",))
+    model = NTRModel(config, table)
+    path = model.negative_path
+    path.coefficients.assign(np.full((4, 3), 2.0 / path.scale, np.float32))  # every entry 2.0
+    creator_reason = next(r for r in range(table.num_reasons) if table.reason_granularity[r] == 1)
+    items = [NUM_RESERVED + 3, NUM_RESERVED + 7]
+    features = {
+        "item": tf.constant([items]),
+        "label": tf.constant([[int(Label.POSITIVE), int(Label.EXPLICIT_NEGATIVE)]]),
+        "reason": tf.constant([[0, creator_reason]]),
+        "mask": tf.constant([[True, True]]),
+    }
+    penalty = path(features, features["mask"]).numpy()[0]
+    creator = model.item_tower.parts(features["item"])[1].numpy()[0, 1]
+    expected = 2.0 * creator / np.sum(creator**2)  # creator part only, divided by |part|^2
+    np.testing.assert_allclose(penalty[1], expected, rtol=1e-5)
+    np.testing.assert_allclose(penalty[1] @ creator, 2.0, rtol=1e-5)  # the logit drop is b
+    np.testing.assert_allclose(penalty[0], 0.0)
+    np.testing.assert_array_equal(path.strengths().numpy()[1], [0.0, 2.0, 0.0])
+    np.testing.assert_array_equal(path.strengths().numpy()[0], [2.0, 2.0, 2.0])  # item-level: all

@@ -48,3 +48,30 @@ def test_no_dislikes():
     r = lesson_in_log([ev("u", "a1", 1, "like")], ITEMS)
     assert r["dislikes"] == 0 and r["next_same_creator"] is None
     assert r["later"]["creator"]["labels"]["POSITIVE"] is None
+
+
+def test_lesson_ratios_by_hand():
+    import numpy as np
+
+    from ntr.simulation.lessons import lesson_ratios
+
+    histories = [
+        [  # dislike a1 (creator A, category x); later: a2 skipped (creator A, x), b2 liked (x),
+            # a1 liked again (the item itself, A, x), b1 liked (other).
+            ev("u1", "a1", 1, "dislike"),
+            ev("u1", "a2", 2, "view", 1000, 30000),
+            ev("u1", "b2", 3, "like"),
+            ev("u1", "a1", 4, "like"),
+            ev("u1", "b1", 5, "like"),
+        ],
+        [ev("u2", "a1", 1, "like")],  # no dislike: not counted
+    ]
+    r = lesson_ratios(histories, ITEMS, np.random.default_rng(0), resamples=50)
+    # others: b1 positive -> rate 1. item: a1 (1 of 1). creator A: a2 skip, a1 like (1 of 2).
+    # category x: a2, b2, a1 (2 of 3).
+    assert r["others"] == {"exposures": 1, "positive_rate": 1.0}
+    assert r["item"]["value"] == pytest.approx(0.0) and r["item"]["exposures"] == 1
+    assert r["creator"]["value"] == pytest.approx(-0.5) and r["creator"]["exposures"] == 2
+    assert r["category"]["value"] == pytest.approx(2 / 3 - 1) and r["category"]["exposures"] == 3
+    # One history: every bootstrap draw is the same one, so the interval is a point.
+    assert r["creator"]["ci95"] == pytest.approx([-0.5, -0.5]) and r["creator"]["se"] == pytest.approx(0.0)
