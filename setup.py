@@ -18,6 +18,9 @@ INSTALL_REQUIRES = [
     # Beam's TFRecord sink needs a crc32c; this one is C (crcmod, the fallback, is slow).
     "google-crc32c==1.9.0",
     "numpy>=2.0,<2.5",
+    # Bounded L-BFGS-B for the reaction fit (retrieval/reaction.py); already pulled in by
+    # scikit-learn, pinned here since ntr calls it directly.
+    "scipy==1.17.1",
     "pyarrow==25.0.1",
     # The CPU wheel on the machine's disk; any other version downloads GBs of CUDA.
     "torch==2.13.0",

@@ -16,8 +16,15 @@ less than the model's scores say, conditional on their being shown (the logging 
 what to show does not count as evidence, as it would in the next-item softmax). b >= 0: a
 dislike never pulls its group closer. SciPy's bounded L-BFGS-B solves it exactly.
 
-Then a budget: if the fitted strengths cost more than `reaction_ndcg_budget` of validation
-NDCG@10 (relative to no path), they are scaled down until they do not.
+Then a budget: the strengths may cost at most `reaction_ndcg_budget` of validation NDCG@10
+(relative to no path). Each kind the fit switched on gets an equal share and is scaled down
+alone as far as its share needs, then all together against the whole budget; what was kept of
+each kind is recorded. The path's per-event decay (how long a dislike lasts) is chosen among
+`DECAYS` as the one whose strengths, once within the budget, explain the exposures best: a
+short decay buys a strong reaction right after a dislike at little NDCG cost (on the default
+world the likelihood alone preferred 0.95, whose strengths the budget then cut to 2-20%).
+NDCG for the budget is computed from the unit terms without re-running the model
+(`ranking_ndcg`); the final strengths are checked with the real ranking.
 
 A kind the validation log holds too few of (a stated `creator` reason in a log that never
 states reasons) cannot be fitted; it borrows the strength the log supports for a dislike of
@@ -34,7 +41,7 @@ import numpy as np
 from scipy import optimize
 
 from ntr.pipelines.events import Label
-from ntr.retrieval.data import sequence_dataset
+from ntr.retrieval.data import NUM_RESERVED, sequence_dataset
 from ntr.retrieval.evaluate import validation_ndcg
 from ntr.retrieval.model import NTRModel
 from ntr.retrieval.negative_path import NUM_KINDS, OWN_PARTS
@@ -43,45 +50,71 @@ from ntr.tfenv import tf
 KIND_NAMES = ("item", "creator", "category", "skip")
 PART_NAMES = ("id", "creator", "category")
 ITEM_KIND, CREATOR_KIND, CATEGORY_KIND, SKIP_KIND = 0, 1, 2, 3
-BUDGET_STEPS = 6  # bisection steps on the strengths' scale when the NDCG budget binds
+BUDGET_STEPS = 6  # bisection steps on a strengths' scale when the NDCG budget binds
+# How long a dislike lasts is the log's to say too: the path's per-event decay is chosen among
+# these (module doc; 1.0: it never fades within the window).
+DECAYS = (0.5, 0.7, 0.85, 0.95, 1.0)
 
 
-def exposure_terms(model: NTRModel, batches: list[dict]) -> dict[str, np.ndarray]:
-    """Per exposure target of `batches`: what the fit needs, the path being linear in b.
+def path_terms(model: NTRModel, batches: list[dict], decays: tuple[float, ...]) -> dict:
+    """What the fit and the budget need from the validation targets, computed once: the path is
+    linear in its strengths, so any strengths' scores and rankings follow from unit terms.
+
+    Args:
+      model: the trained model (its path's strengths and decay are restored afterwards).
+      batches: validation batches.
+      decays: the path decays to compute the unit terms for.
 
     Returns:
-      {"base": [n] score without the path, "unit": [n, NUM_KINDS, 3] score taken off by a unit
-      strength of each (kind, part), "positive": [n] bool, positive (else a negative; neutral
-      exposures are left out), "support": [NUM_KINDS] int
-      negatives of each kind with a later exposure target in their window}.
+      {"base": [n] score of each target's item without the path, "unit": {decay: [n,
+      NUM_KINDS, 3] score taken off it by a unit strength of each (kind, part)}, "label": [n],
+      "support": [NUM_KINDS] int negatives of each kind with a later target in their window,
+      and for the positive targets (p of them): "query": [p, dim] queries without the path,
+      "query_unit": {decay: [p, NUM_KINDS * 3, dim]} unit path vectors, "column": [p] target
+      item columns, "exclude": [p, seq_len] item columns filtered from its ranking (-1: none)}.
     """
     path = model.negative_path
-    saved = path.coefficients.numpy()
-    base, unit, labels = [], [], []
+    saved, saved_decay = path.coefficients.numpy(), path.decay
+    parts: dict[str, list] = {"base": [], "label": [], "query": [], "column": [], "exclude": []}
+    unit = {decay: [] for decay in decays}
+    query_unit = {decay: [] for decay in decays}
     support = np.zeros(NUM_KINDS, np.int64)
     try:
         path.coefficients.assign(np.zeros_like(saved))
         for batch in batches:
             states, query_pos = model.states(batch)
             targets = model.target_queries(batch, states=(states, query_pos))
-            where = tf.stack(
-                [targets["row"], tf.gather_nd(query_pos, tf.stack([targets["row"], targets["position"]], 1))],
-                1,
-            )
+            row, position = targets["row"], targets["position"]
+            where = tf.stack([row, tf.gather_nd(query_pos, tf.stack([row, position], 1))], 1)
             items = model.item_tower(targets["item"])  # [n, dim]
-            base.append(tf.reduce_sum(targets["query"] * items, 1).numpy())
-            labels.append(targets["label"].numpy())
+            label = targets["label"].numpy()
+            positive = label == int(Label.POSITIVE)
+            parts["base"].append(tf.reduce_sum(targets["query"] * items, 1).numpy())
+            parts["label"].append(label)
+            parts["query"].append(targets["query"].numpy()[positive])
+            item = targets["item"].numpy()
+            parts["column"].append(item[positive] - NUM_RESERVED)
+            # The ranking's history filter (retrieval.evaluate): the window's items before the
+            # target, other than the target itself.
+            history = batch["item"].numpy()[row.numpy()]
+            before = np.arange(history.shape[1])[None, :] < position.numpy()[:, None]
+            keep = before & (history >= NUM_RESERVED) & (history != item[:, None])
+            parts["exclude"].append(np.where(keep, history - NUM_RESERVED, -1)[positive])
             attend = batch["mask"]
-            columns = []
-            for kind in range(NUM_KINDS):
-                for part in range(3):
-                    one = np.zeros_like(saved)
-                    one[kind, part] = 1.0 / path.scale
-                    path.coefficients.assign(one)
-                    vectors = tf.gather_nd(path(batch, attend), where)  # [n, dim]
-                    columns.append(tf.reduce_sum(vectors * items, 1).numpy())
+            for decay in decays:
+                path.decay = float(decay)
+                columns, vectors = [], []
+                for kind in range(NUM_KINDS):
+                    for part in range(3):
+                        one = np.zeros_like(saved)
+                        one[kind, part] = 1.0 / path.scale
+                        path.coefficients.assign(one)
+                        vector = tf.gather_nd(path(batch, attend), where)  # [n, dim]
+                        columns.append(tf.reduce_sum(vector * items, 1).numpy())
+                        vectors.append(vector.numpy()[positive])
+                unit[decay].append(np.stack(columns, 1).reshape(-1, NUM_KINDS, 3))
+                query_unit[decay].append(np.stack(vectors, 1))
             path.coefficients.assign(np.zeros_like(saved))
-            unit.append(np.stack(columns, 1).reshape(-1, NUM_KINDS, 3))
             kinds = path.kinds(batch, attend).numpy()
             target = (batch["is_target"].numpy() > 0) & batch["mask"].numpy()
             later = np.flip(np.cumsum(np.flip(target, 1), 1), 1) - target  # targets after each position
@@ -89,15 +122,61 @@ def exposure_terms(model: NTRModel, batches: list[dict]) -> dict[str, np.ndarray
                 support[kind] += int(np.sum((kinds == kind) & (later > 0)))
     finally:
         path.coefficients.assign(saved)
-    # Neutral exposures (a partial view) say neither "engaged" nor "rejected": left out.
-    label = np.concatenate(labels)
-    keep = label != int(Label.NEUTRAL)
-    return {
-        "base": np.concatenate(base).astype(np.float64)[keep],
-        "unit": np.concatenate(unit).astype(np.float64)[keep],
-        "positive": label[keep] == int(Label.POSITIVE),
-        "support": support,
-    }
+        path.decay = saved_decay
+    out = {name: np.concatenate(values) for name, values in parts.items()}
+    out["base"] = out["base"].astype(np.float64)
+    out["unit"] = {d: np.concatenate(v).astype(np.float64) for d, v in unit.items()}
+    out["query_unit"] = {d: np.concatenate(v) for d, v in query_unit.items()}
+    out["support"] = support
+    return out
+
+
+def exposure_fit(terms: dict, decay: float, allowed: np.ndarray) -> dict:
+    """`fit_strengths` on the exposures of `path_terms`: every target but the neutral ones (a
+    partial view says neither "engaged" nor "rejected")."""
+    keep = terms["label"] != int(Label.NEUTRAL)
+    positive = terms["label"][keep] == int(Label.POSITIVE)
+    return fit_strengths(terms["base"][keep], terms["unit"][decay][keep], positive, allowed)
+
+
+def exposure_loss(terms: dict, decay: float, strengths: np.ndarray, temperature: float, bias: float) -> float:
+    """Mean log loss of the exposures at given strengths (temperature and bias as fitted)."""
+    keep = terms["label"] != int(Label.NEUTRAL)
+    y = (terms["label"][keep] == int(Label.POSITIVE)).astype(np.float64)
+    score = terms["base"][keep] - terms["unit"][decay][keep].reshape(int(keep.sum()), -1) @ strengths.ravel()
+    z = temperature * score + bias
+    return float(np.mean(np.logaddexp(0.0, z) - y * z))
+
+
+def ranking_ndcg(
+    terms: dict, candidates: np.ndarray, decay: float, strengths: np.ndarray, k: int = 10
+) -> float:
+    """Validation NDCG@k of the positive targets at given path strengths, from `path_terms`
+    (the same ranking as `retrieval.evaluate.validation_ndcg`, without re-running the model).
+
+    Args:
+      terms: `path_terms(...)`.
+      candidates: [num_items, dim] item embeddings (`model.candidate_embeddings()`).
+      decay: one of the decays the terms hold.
+      strengths: [NUM_KINDS, 3] effective strengths.
+      k: the NDCG cutoff.
+    """
+    weights = np.asarray(strengths, np.float32).ravel()
+    gains = []
+    for start in range(0, len(terms["column"]), 2048):
+        end = start + 2048
+        query = terms["query"][start:end] - np.einsum(
+            "nkd,k->nd", terms["query_unit"][decay][start:end], weights
+        )
+        scores = query @ candidates.T
+        exclude = terms["exclude"][start:end]
+        rows, slots = np.nonzero(exclude >= 0)
+        scores[rows, exclude[rows, slots]] = -np.inf
+        column = terms["column"][start:end]
+        target = scores[np.arange(len(column)), column]
+        rank = np.sum(scores > target[:, None], axis=1)
+        gains.append(np.where(rank < k, 1.0 / np.log2(rank + 2.0), 0.0))
+    return float(np.mean(np.concatenate(gains))) if gains else 0.0
 
 
 def fit_strengths(
@@ -182,6 +261,53 @@ def borrowed_strengths(
     return out, borrowed
 
 
+def _within_budget(
+    terms: dict,
+    candidates: np.ndarray,
+    decay: float,
+    allowed: np.ndarray,
+    without: float,
+    budget: float,
+    k: int,
+) -> dict:
+    """The maximum-likelihood strengths at `decay`, scaled into the NDCG budget.
+
+    The budget is shared equally among the kinds the fit switched on, each scaled down alone as
+    far as its share needs (a kind whose suppression costs little ranking quality keeps its full
+    strength), then all together against the whole budget. Returns {"fit", "strengths",
+    "scales": [NUM_KINDS], "full_ndcg", "kept_loss"}.
+    """
+    fit = exposure_fit(terms, decay, allowed)
+
+    def largest_scale(strengths: np.ndarray, floor: float) -> float:
+        if ranking_ndcg(terms, candidates, decay, strengths, k) >= floor:
+            return 1.0
+        low, high = 0.0, 1.0
+        for _ in range(BUDGET_STEPS):
+            middle = (low + high) / 2
+            if ranking_ndcg(terms, candidates, decay, strengths * middle, k) >= floor:
+                low = middle
+            else:
+                high = middle
+        return low
+
+    active = [kind for kind in range(NUM_KINDS) if fit["strengths"][kind].any()]
+    scales = np.ones(NUM_KINDS)
+    for kind in active:
+        alone = np.zeros_like(fit["strengths"])
+        alone[kind] = fit["strengths"][kind]
+        scales[kind] = largest_scale(alone, without * (1.0 - budget / len(active)))
+    scales *= largest_scale(fit["strengths"] * scales[:, None], without * (1.0 - budget))
+    strengths = fit["strengths"] * scales[:, None]
+    return {
+        "fit": fit,
+        "strengths": strengths,
+        "scales": scales,
+        "full_ndcg": ranking_ndcg(terms, candidates, decay, fit["strengths"], k),
+        "kept_loss": exposure_loss(terms, decay, strengths, fit["temperature"], fit["bias"]),
+    }
+
+
 def fit_reaction(
     model: NTRModel,
     data_dir: str,
@@ -198,10 +324,12 @@ def fit_reaction(
 
     Returns:
       The record written to the model's config.json: {"strengths": [NUM_KINDS][3] effective
-      strengths (logit units with `negative_path_units="logit"`), "trained": the strengths
-      training left, "support": {kind: examples}, "borrowed": [kinds], "temperature", "bias",
-      "log_loss": {"without_path", "fitted"}, "valid_ndcg@10": {"without_path", "fitted",
-      "kept"}, "scale": the factor the NDCG budget applied to the fitted strengths}.
+      strengths in force (logit units with `negative_path_units="logit"`), "decay": the
+      path's per-event decay, "fitted": the maximum-likelihood strengths before the budget,
+      "scales": [NUM_KINDS] the factor the NDCG budget kept of each kind, "support": {kind:
+      examples}, "borrowed": [kinds], "exposures", "temperature", "bias", "log_loss":
+      {"without_path", "fitted"}, "log_loss_by_decay", "valid_ndcg@10": {"without_path",
+      "fitted", "kept"}}.
     """
     path = model.negative_path
     if path is None:
@@ -215,47 +343,45 @@ def fit_reaction(
         raise ValueError(
             f"{data_dir} has no validation windows to fit the reaction on; re-run `ntr preprocess`."
         )
-    trained = path.strengths().numpy()
     allowed = path.allowed.numpy() > 0
     allowed[SKIP_KIND] &= path.skips  # skips act through the path only when it lets them
-    terms = exposure_terms(model, batches)
-    fit = fit_strengths(terms["base"], terms["unit"], terms["positive"], allowed)
-    fitted, borrowed = borrowed_strengths(fit["strengths"], terms["support"], m.reaction_min_support)
-
-    def ndcg_at(strengths: np.ndarray) -> float:
-        path.coefficients.assign(strengths / path.scale)
-        return validation_ndcg(model, data_dir, model.config.train.eval_k)
-
-    without, full = ndcg_at(np.zeros_like(fitted)), ndcg_at(fitted)
-    floor = without * (1.0 - m.reaction_ndcg_budget)
-    scale, kept = 1.0, full
-    if full < floor:  # the largest scale in [0, 1] within the budget, by bisection
-        low, high, kept = 0.0, 1.0, without
-        for _ in range(BUDGET_STEPS):
-            middle = (low + high) / 2
-            value = ndcg_at(fitted * middle)
-            if value >= floor:
-                low, kept = middle, value
-            else:
-                high = middle
-        scale = low
-    strengths = (fitted * scale).astype(np.float32)
-    path.coefficients.assign(strengths / path.scale)
+    terms = path_terms(model, batches, DECAYS)
+    candidates = model.candidate_embeddings().numpy()
+    k = model.config.train.eval_k
+    without = ranking_ndcg(terms, candidates, DECAYS[0], np.zeros((NUM_KINDS, 3)), k)
+    choices = {
+        decay: _within_budget(terms, candidates, decay, allowed, without, m.reaction_ndcg_budget, k)
+        for decay in DECAYS
+    }
+    # The decay whose strengths, once within the budget, explain the exposures best.
+    decay = min(DECAYS, key=lambda d: choices[d]["kept_loss"])
+    choice = choices[decay]
+    strengths, borrowed = borrowed_strengths(choice["strengths"], terms["support"], m.reaction_min_support)
+    strengths = strengths.astype(np.float32)
+    apply_reaction(model, {"strengths": strengths, "decay": decay})
+    kept = validation_ndcg(model, data_dir, k)  # the real ranking, as a check on the fast one
+    fit = choice["fit"]
     record = {
         "strengths": np.round(strengths, 4).tolist(),
-        "trained": np.round(trained, 4).tolist(),
+        "decay": decay,
+        "fitted": np.round(fit["strengths"], 4).tolist(),
+        "scales": np.round(choice["scales"], 4).tolist(),
         "support": {name: int(n) for name, n in zip(KIND_NAMES, terms["support"], strict=True)},
         "borrowed": borrowed,
-        "exposures": int(len(terms["base"])),
+        "exposures": int(np.sum(terms["label"] != int(Label.NEUTRAL))),
         "temperature": round(fit["temperature"], 4),
         "bias": round(fit["bias"], 4),
-        "log_loss": {"without_path": round(fit["loss_without"], 5), "fitted": round(fit["loss"], 5)},
+        "log_loss": {
+            "without_path": round(fit["loss_without"], 5),
+            "fitted": round(fit["loss"], 5),
+            "kept": round(choice["kept_loss"], 5),
+        },
+        "kept_log_loss_by_decay": {str(d): round(choices[d]["kept_loss"], 5) for d in DECAYS},
         "valid_ndcg@10": {
             "without_path": round(without, 5),
-            "fitted": round(full, 5),
+            "fitted": round(choice["full_ndcg"], 5),
             "kept": round(kept, 5),
         },
-        "scale": round(scale, 4),
     }
     shown = "; ".join(
         f"{KIND_NAMES[k]} ({terms['support'][k]}): "
@@ -267,8 +393,8 @@ def fit_reaction(
     )
     log(
         f"reaction fitted on {record['exposures']:,} validation exposures: log loss "
-        f"{record['log_loss']['without_path']:.4f} -> {record['log_loss']['fitted']:.4f}; valid "
-        f"ndcg@10 {without:.4f} without the path, {kept:.4f} with it (scale {scale:.2f}); {shown}"
+        f"{record['log_loss']['without_path']:.4f} -> {record['log_loss']['kept']:.4f}; valid "
+        f"ndcg@10 {without:.4f} without the path, {kept:.4f} with it; decay {decay}; {shown}"
         + (f"; borrowed: {', '.join(borrowed)}" if borrowed else "")
     )
     return record
@@ -280,3 +406,6 @@ def apply_reaction(model: NTRModel, record: dict) -> None:
     if strengths.shape != (NUM_KINDS, 3):
         raise ValueError(f"a reaction record holds [{NUM_KINDS}, 3] strengths, not {list(strengths.shape)}.")
     model.negative_path.coefficients.assign(strengths / model.negative_path.scale)
+    model.negative_path.decay = float(record.get("decay", model.negative_path.decay))
+    # The decay is a constant inside traced functions: trace the ranking anew.
+    model.__dict__.pop("_ntr_rank_functions", None)

@@ -68,8 +68,11 @@ def test_training_records_the_fit_and_load_trained_applies_it(tiny_data, tmp_pat
     assert record["exposures"] > 0 and set(record["support"]) == {"item", "creator", "category", "skip"}
     ndcg = record["valid_ndcg@10"]
     assert ndcg["kept"] >= ndcg["without_path"] * (1 - 0.01) - 1e-9  # the budget holds
+    assert record["decay"] in (0.5, 0.7, 0.85, 0.95, 1.0)
+    assert record["log_loss"]["fitted"] <= record["log_loss"]["without_path"] + 1e-9
     model = load_trained(model_dir, tiny_data)
     np.testing.assert_allclose(model.negative_path.strengths().numpy(), strengths, atol=1e-4)
+    assert model.negative_path.decay == record["decay"]
 
 
 def test_with_the_path_at_zero_the_fitted_variant_trains_as_positives_only(tiny_data, tmp_path):
@@ -82,3 +85,30 @@ def test_with_the_path_at_zero_the_fitted_variant_trains_as_positives_only(tiny_
     a = load_trained(str(tmp_path / "p"), tiny_data).candidate_embeddings().numpy()
     b = load_trained(str(tmp_path / "f"), tiny_data).candidate_embeddings().numpy()
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_fast_ranking_equals_the_real_validation_ranking(tiny_data, tmp_path):
+    """ranking_ndcg (queries rebuilt from the path's unit terms) gives validation_ndcg's figure
+    for any strengths and decay, and exposure_loss at the fitted strengths is the fit's loss."""
+    from ntr.retrieval.data import sequence_dataset
+    from ntr.retrieval.evaluate import validation_ndcg
+    from ntr.retrieval.reaction import apply_reaction, exposure_fit, exposure_loss, path_terms, ranking_ndcg
+
+    model_dir = str(tmp_path / "m")
+    train(tiny_config("ntr_fitted", ("model.fit_reaction=false",)), tiny_data, model_dir, log=lambda _: None)
+    model = load_trained(model_dir, tiny_data)
+    batches = [
+        {k: v for k, v in b.items() if k != "user_id"}
+        for b in sequence_dataset(tiny_data, "valid", 64, model.config.model.max_len)
+    ]
+    terms = path_terms(model, batches, (0.5, 1.0))
+    candidates = model.candidate_embeddings().numpy()
+    rng = np.random.default_rng(0)
+    for decay in (0.5, 1.0):
+        strengths = rng.uniform(0.0, 3.0, (4, 3)) * model.negative_path.allowed.numpy()
+        apply_reaction(model, {"strengths": strengths, "decay": decay})
+        real = validation_ndcg(model, tiny_data)
+        assert abs(ranking_ndcg(terms, candidates, decay, strengths) - real) < 1e-6
+    fit = exposure_fit(terms, 0.5, np.ones((4, 3), bool))
+    loss = exposure_loss(terms, 0.5, fit["strengths"], fit["temperature"], fit["bias"])
+    assert abs(loss - fit["loss"]) < 1e-9
