@@ -169,11 +169,68 @@ def measure(workdir: str, variant: str, seed: int, pairs: int, branches: tuple[s
 
 
 def lesson(workdir: str) -> dict:
+    """Per dislike granularity (item, creator, category) the lesson after such dislikes, and
+    after every dislike ("all"), on the test windows."""
+    from ntr.pipelines.events import Granularity  # noqa: PLC0415
     from ntr.retrieval.data import load_items, read_histories  # noqa: PLC0415
     from ntr.simulation.lessons import lesson_ratios  # noqa: PLC0415
 
     data_dir = os.path.join(workdir, "data")
-    return lesson_ratios(read_histories(data_dir, "test"), load_items(data_dir), np.random.default_rng(0))
+    histories, items = read_histories(data_dir, "test"), load_items(data_dir)
+    out = {"all": lesson_ratios(histories, items, np.random.default_rng(0))}
+    for granularity in Granularity:
+        out[granularity.value] = lesson_ratios(
+            histories, items, np.random.default_rng(0), granularity=granularity
+        )
+    return out
+
+
+# branch -> (dislike granularity whose lesson applies, group kinds it speaks for)
+BRANCH_LESSON = {
+    "creator": ("creator", ("creator",)),
+    "topic": ("category", ("category",)),
+    "quality": ("item", ("item", "creator", "category")),
+    "none": ("item", ("item", "creator", "category")),
+}
+
+
+def _implied(results: list[dict], lessons: dict, branch: str) -> str:
+    """The fitted strengths of `branch`'s kind in the lesson's units, mean over seeds: the change
+    of the positive rate the fitted engagement model predicts for an exposure of the group,
+    sigmoid(logit(p) - a b) / p - 1, at p = the positive rate of other exposures."""
+    granularity, kinds = BRANCH_LESSON[branch]
+    kind = ("item", "creator", "category").index(granularity)
+    p = lessons["all"]["others"]["positive_rate"]
+    if not p or not all(r.get("fitted") for r in results):
+        return "n/a"
+    logit = np.log(p / (1.0 - p))
+    cells = []
+    for name in ("item", "creator", "category"):
+        if name not in kinds:
+            continue
+        # The item itself loses all three parts' drops; a creator's other items the creator and
+        # category parts; the rest of a category only the category part.
+        parts = {"item": (0, 1, 2), "creator": (1, 2), "category": (2,)}[name]
+        drops = [
+            r["fitted"]["temperature"] * sum(r["fitted"]["strengths"][kind][q] for q in parts)
+            for r in results
+        ]
+        cells.append(f"{name} {100 * (1.0 / (1.0 + np.exp(-(logit - np.mean(drops)))) / p - 1.0):+.0f}%")
+    return ", ".join(cells)
+
+
+def _lesson_cell(lessons: dict, branch: str) -> str:
+    granularity, kinds = BRANCH_LESSON[branch]
+    found = lessons[granularity]
+    cells = []
+    for kind in kinds:
+        r = found[kind]
+        if r["value"] is None:
+            cells.append(f"{kind} n/a")
+            continue
+        ci = f" [{100 * r['ci95'][0]:+.0f}, {100 * r['ci95'][1]:+.0f}]" if r["ci95"] else ""
+        cells.append(f"{kind} {100 * r['value']:+.0f}%{ci} ({r['exposures']:,})")
+    return f"{found['dislikes']:,} dislikes: " + ", ".join(cells)
 
 
 def _pm(values: list[float | None], percent: bool = False, digits: int = 4) -> str:
@@ -225,25 +282,31 @@ def tables(name: str, variants: list[str], results: dict, lessons: dict) -> str:
     if not branches:
         return "\n".join(lines)
     told = " · ".join(
-        f"{kind} {_pm([lessons[kind]['value']], True).split(' ±')[0]}"
+        f"{kind} {100 * lessons['all'][kind]['value']:+.1f}%"
         + (
-            f" [{100 * lessons[kind]['ci95'][0]:+.0f}, {100 * lessons[kind]['ci95'][1]:+.0f}]"
-            if lessons[kind]["ci95"]
+            f" [{100 * lessons['all'][kind]['ci95'][0]:+.0f}, {100 * lessons['all'][kind]['ci95'][1]:+.0f}]"
+            if lessons["all"][kind]["ci95"]
             else ""
         )
-        + f" ({lessons[kind]['exposures']:,} exposures)"
+        + f" ({lessons['all'][kind]['exposures']:,} exposures)"
+        if lessons["all"][kind]["value"] is not None
+        else f"{kind} n/a"
         for kind in ("item", "creator", "category")
     )
     lines += [
         "",
-        f"Lesson (positive rate of later exposures to a disliked group vs the same users' other exposures, "
-        f"95% bootstrap interval over windows): {told}.",
+        f"Lesson, every dislike (positive rate of later exposures to a disliked group vs the same users' "
+        f"other exposures, 95% bootstrap interval over windows): {told}.",
         "",
         "Reaction, model alone: change of the softmax mass / of the top-20 share of each group of X after the "
-        "dislike (reason in the first column; `none` = no stated reason), mean ± SE over seeds.",
+        "dislike (reason in the first column; `none` = no stated reason), mean ± SE over seeds; last column: "
+        "the lesson after dislikes of that reason's granularity (the change of the positive rate of later "
+        "exposures to the group); before it, the fitted strengths in the same units (the positive-rate change "
+        "the fitted engagement model `sigmoid(a score + c)` predicts for an exposure of the group after such "
+        "a dislike; `retrieval/reaction.py`).",
         "",
-        "| variant | dislike | X itself: mass / top 20 | creator | category | rest of category | other |",
-        "|---|---|---|---|---|---|---|",
+        "| variant | dislike | X itself: mass / top 20 | creator | category | rest of category | other | fitted, in the lesson's units | lesson |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for v in variants[1:]:
         for branch in branches:
@@ -252,7 +315,9 @@ def tables(name: str, variants: list[str], results: dict, lessons: dict) -> str:
                 mass = column(v, lambda r, g=g, b=branch: r["reaction"][b][g]["mass"]["value"])
                 top = column(v, lambda r, g=g, b=branch: r["reaction"][b][g]["top20"]["value"])
                 cells.append(f"{_pm(mass, True)} / {_pm(top, True)}")
-            lines.append(f"| `{v}` | {branch} | " + " | ".join(cells) + " |")
+            lines.append(
+                f"| `{v}` | {branch} | " + " | ".join(cells) + f" | {_lesson_cell(lessons, branch)} |"
+            )
     return "\n".join(lines)
 
 

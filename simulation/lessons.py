@@ -18,7 +18,14 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from ntr.pipelines.events import Label, LabelConfig, label_event
+from ntr.pipelines.events import (
+    ACTION_DEFAULT_REASON,
+    REASON_GRANULARITY,
+    Granularity,
+    Label,
+    LabelConfig,
+    label_event,
+)
 
 LABELS = ("POSITIVE", "NEUTRAL", "IMPLICIT_NEGATIVE", "EXPLICIT_NEGATIVE")
 
@@ -102,6 +109,7 @@ def lesson_ratios(
     rng: np.random.Generator,
     resamples: int = 1000,
     rule: LabelConfig | None = None,
+    granularity: Granularity | None = None,
 ) -> dict:
     """Per group kind, how much less later exposures to a disliked group engage: the positive
     rate of a user's exposures to an item, creator or category they disliked earlier, divided by
@@ -113,12 +121,15 @@ def lesson_ratios(
       rng: draws the bootstrap over histories.
       resamples: bootstrap resamples for the SE and 95% interval.
       rule: the skip rule for labels (the pipeline's default when None).
+      granularity: count only dislikes whose reason has this granularity (no reason: item;
+        `hide_creator` / `not_interested` / `report` without one: the reason they imply);
+        None: every dislike.
 
     Returns:
       {kind: {"value", "se", "ci95", "exposures", "positive_rate"}, "others": {"exposures",
-      "positive_rate"}}; value None where no later exposure to such a group exists. Only
-      histories with at least one explicit negative count, and the dislike events themselves
-      are in no group.
+      "positive_rate"}, "dislikes": int}; value None where no later exposure to such a group
+      exists. Only histories with at least one counted dislike count, and the dislike events
+      themselves are in no group.
     """
     rule = rule or LabelConfig()
     creator = {i["item_id"]: i.get("creator_id") or "" for i in items}
@@ -126,16 +137,24 @@ def lesson_ratios(
     kinds = (*GROUP_KINDS, "others")
     # [histories, kinds] exposures and positives
     exposures, positives = [], []
+    dislikes = 0
     for history in histories:
         events = [e for e in history if e["item_id"] in creator]
         labels = [label_event(e["action"], e.get("watch_ms"), e.get("duration_ms"), rule)[0] for e in events]
-        if Label.EXPLICIT_NEGATIVE not in labels:
+        counted = [
+            label == Label.EXPLICIT_NEGATIVE and (granularity is None or _granularity(e) == granularity)
+            for e, label in zip(events, labels, strict=True)
+        ]
+        if not any(counted):
             continue
+        dislikes += sum(counted)
         n, pos = np.zeros(len(kinds)), np.zeros(len(kinds))
         seen = {"item": set(), "creator": set(), "category": set()}
-        for e, label in zip(events, labels, strict=True):
+        for e, label, dislike in zip(events, labels, counted, strict=True):
             item, c, ks = e["item_id"], creator[e["item_id"]], cats[e["item_id"]]
             if label == Label.EXPLICIT_NEGATIVE:
+                if not dislike:
+                    continue  # a dislike of another granularity: in no group, not an exposure
                 seen["item"].add(item)
                 if c:
                     seen["creator"].add(c)
@@ -190,4 +209,11 @@ def lesson_ratios(
         "exposures": int(others),
         "positive_rate": float(pos[:, -1].sum() / others) if others else None,
     }
+    out["dislikes"] = dislikes
     return out
+
+
+def _granularity(event: dict) -> Granularity:
+    """The granularity a dislike's reason implies (its action's default reason when it has none)."""
+    reason = event.get("reason") or ACTION_DEFAULT_REASON.get(event["action"])
+    return REASON_GRANULARITY.get(reason, Granularity.ITEM) if reason else Granularity.ITEM

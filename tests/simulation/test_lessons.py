@@ -75,3 +75,28 @@ def test_lesson_ratios_by_hand():
     assert r["category"]["value"] == pytest.approx(2 / 3 - 1) and r["category"]["exposures"] == 3
     # One history: every bootstrap draw is the same one, so the interval is a point.
     assert r["creator"]["ci95"] == pytest.approx([-0.5, -0.5]) and r["creator"]["se"] == pytest.approx(0.0)
+
+
+def test_lesson_ratios_by_granularity():
+    import numpy as np
+
+    from ntr.pipelines.events import Granularity
+    from ntr.simulation.lessons import lesson_ratios
+
+    history = [
+        dict(ev("u1", "a1", 1, "dislike"), reason="creator"),  # counts for CREATOR only
+        ev("u1", "b1", 2, "hide_creator"),  # no reason: hide_creator implies creator
+        ev("u1", "a2", 3, "like"),  # creator A, category x
+        ev("u1", "b2", 4, "view", 1000, 30000),  # creator B, categories x, y: a skip
+        dict(ev("u1", "a1", 5, "dislike"), reason="quality"),  # item-level
+        ev("u1", "a2", 6, "like"),
+    ]
+    rng = np.random.default_rng(0)
+    creator = lesson_ratios([history], ITEMS, rng, resamples=10, granularity=Granularity.CREATOR)
+    assert creator["dislikes"] == 2
+    # Creators A and B disliked: a2 (like), b2 (skip), a2 (like) -> 2 of 3; nothing else is left.
+    assert creator["creator"]["exposures"] == 3 and creator["others"]["exposures"] == 0
+    item = lesson_ratios([history], ITEMS, rng, resamples=10, granularity=Granularity.ITEM)
+    # Only the quality dislike of a1 counts: later a2 (creator A, category x) liked.
+    assert item["dislikes"] == 1 and item["creator"]["exposures"] == 1 and item["item"]["exposures"] == 0
+    assert lesson_ratios([history], ITEMS, rng, resamples=10, granularity=Granularity.CATEGORY)["dislikes"] == 0
