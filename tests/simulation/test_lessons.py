@@ -99,4 +99,6 @@ def test_lesson_ratios_by_granularity():
     item = lesson_ratios([history], ITEMS, rng, resamples=10, granularity=Granularity.ITEM)
     # Only the quality dislike of a1 counts: later a2 (creator A, category x) liked.
     assert item["dislikes"] == 1 and item["creator"]["exposures"] == 1 and item["item"]["exposures"] == 0
-    assert lesson_ratios([history], ITEMS, rng, resamples=10, granularity=Granularity.CATEGORY)["dislikes"] == 0
+    assert (
+        lesson_ratios([history], ITEMS, rng, resamples=10, granularity=Granularity.CATEGORY)["dislikes"] == 0
+    )
