@@ -12,7 +12,7 @@ from ntr.retrieval.config import VARIANTS
 
 HELP = (
     "Generate the default synthetic world, preprocess it, train and evaluate the positives_only, "
-    "ntr and ntr_history variants, print their metrics side by side, then simulate dislikes (counterfactual "
+    "ntr and ntr_fitted variants, print their metrics side by side, then simulate dislikes (counterfactual "
     "and closed loop) and write the HTML report."
 )
 ACCEPTS_BEAM_ARGS = True
@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-len", type=int, default=50, help="events per sequence window")
     parser.add_argument(
         "--variants",
-        default="positives_only,ntr,ntr_history",
+        default="positives_only,ntr,ntr_fitted",
         help="comma-separated variants to train and compare",
     )
     parser.add_argument("--epochs", type=int, help="cap training epochs (default: the config's)")

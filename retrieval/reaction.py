@@ -139,13 +139,13 @@ def exposure_fit(terms: dict, decay: float, allowed: np.ndarray) -> dict:
     return fit_strengths(terms["base"][keep], terms["unit"][decay][keep], positive, allowed)
 
 
-def exposure_loss(terms: dict, decay: float, strengths: np.ndarray, temperature: float, bias: float) -> float:
-    """Mean log loss of the exposures at given strengths (temperature and bias as fitted)."""
+def exposure_loss(terms: dict, decay: float, strengths: np.ndarray) -> float:
+    """Mean log loss of the exposures at given strengths, temperature and bias refitted."""
     keep = terms["label"] != int(Label.NEUTRAL)
-    y = (terms["label"][keep] == int(Label.POSITIVE)).astype(np.float64)
-    score = terms["base"][keep] - terms["unit"][decay][keep].reshape(int(keep.sum()), -1) @ strengths.ravel()
-    z = temperature * score + bias
-    return float(np.mean(np.logaddexp(0.0, z) - y * z))
+    unit = terms["unit"][decay][keep]
+    score = terms["base"][keep] - unit.reshape(len(unit), -1) @ np.asarray(strengths, np.float64).ravel()
+    positive = terms["label"][keep] == int(Label.POSITIVE)
+    return fit_strengths(score, unit, positive, np.zeros(unit.shape[1:], bool))["loss"]
 
 
 def ranking_ndcg(
@@ -306,7 +306,7 @@ def _within_budget(
         "strengths": strengths,
         "scales": scales,
         "full_ndcg": ranking_ndcg(terms, candidates, decay, fit["strengths"], k),
-        "kept_loss": exposure_loss(terms, decay, strengths, fit["temperature"], fit["bias"]),
+        "kept_loss": exposure_loss(terms, decay, strengths),
     }
 
 

@@ -39,31 +39,34 @@ def test_tiny_demo_then_preprocess_again(tmp_path, capsys):
     assert main(["demo", "--workdir", workdir, "--scale", "tiny", "--seed", "1", "--epochs", "1"]) == 0
     out = capsys.readouterr().out
     assert "reconciled: True" in out and f"{workdir}/data" in out
-    # The three variants trained, evaluated, and compared in one table.
-    for variant in ("positives_only", "ntr", "ntr_history"):
+    # The three variants trained, evaluated, and compared in one table; the responsive one
+    # carries its reaction fitted on validation.
+    for variant in ("positives_only", "ntr", "ntr_fitted"):
         report = json.loads((tmp_path / "w" / "reports" / f"evaluation-{variant}.json").read_text())
         assert report["variant"] == variant and report["split"] == "test"
         for name in ("ndcg@10", "recall@10", "neghit@10", "delta_hr@10", "auc", "fhr@10"):
             assert set(report["metrics"][name]) == {"mean", "se", "n"}
         assert 0 <= report["metrics"]["ndcg@10"]["mean"] <= report["metrics"]["recall@10"]["mean"] <= 1
         assert (tmp_path / "w" / "models" / variant / "saved_model" / "saved_model.pb").exists()
+    fitted = json.loads((tmp_path / "w" / "models" / "ntr_fitted" / "config.json").read_text())
+    assert len(fitted["reaction"]["strengths"]) == 4 and "export" in fitted
     # The simulation ran on every variant and wrote the report.
     simulation = json.loads((tmp_path / "w" / "reports" / "simulation.json").read_text())
-    assert set(simulation["counterfactual"]) == {"positives_only", "ntr", "ntr_history"}
+    assert set(simulation["counterfactual"]) == {"positives_only", "ntr", "ntr_fitted"}
     assert set(simulation["closed_loop"]) == {
         "positives_only",
         "positives_only+filters",
         "ntr",
         "ntr+filters",
-        "ntr_history",
-        "ntr_history+filters",
+        "ntr_fitted",
+        "ntr_fitted+filters",
     }
     assert "simulation.html" in out and (tmp_path / "w" / "reports" / "simulation.html").exists()
     table = out.split("test split")[1]
     assert "positives_only" in out and "neghit@10" in table and "delta_hr@10" in table
     # Each row says which way is better; each variant gets a verdict against positives_only.
     assert "lower better: next explicit dislikes" in table and "higher better" in table
-    for variant in ("ntr", "ntr_history"):
+    for variant in ("ntr", "ntr_fitted"):
         assert f"{variant} against positives_only: ndcg@10 " in table
     stats = json.loads((tmp_path / "w" / "data" / "stats.json").read_text())
     world = json.loads((tmp_path / "w" / "raw" / "world.json").read_text())

@@ -87,10 +87,13 @@ def test_logit_units_and_own_parts_by_hand(tiny_data):
         "mask": tf.constant([[True, True]]),
     }
     penalty = path(features, features["mask"]).numpy()[0]
-    creator = model.item_tower.parts(features["item"])[1].numpy()[0, 1]
-    expected = 2.0 * creator / np.sum(creator**2)  # creator part only, divided by |part|^2
-    np.testing.assert_allclose(penalty[1], expected, rtol=1e-5)
-    np.testing.assert_allclose(penalty[1] @ creator, 2.0, rtol=1e-5)  # the logit drop is b
+    _, creator, category = (p.numpy()[0, 1] for p in model.item_tower.parts(features["item"]))
+    # parts=own: the creator part without its category's direction (Gram-Schmidt), by hand.
+    specific = creator - (creator @ category) / (category @ category) * category
+    expected = 2.0 * specific / np.sum(specific**2)  # creator part only, divided by |part|^2
+    np.testing.assert_allclose(penalty[1], expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(penalty[1] @ specific, 2.0, rtol=1e-4)  # the logit drop is b
+    assert abs(penalty[1] @ category) < 1e-4  # the shared category direction is not moved
     np.testing.assert_allclose(penalty[0], 0.0)
     np.testing.assert_array_equal(path.strengths().numpy()[1], [0.0, 2.0, 0.0])
     np.testing.assert_array_equal(path.strengths().numpy()[0], [2.0, 2.0, 2.0])  # item-level: all
