@@ -315,9 +315,9 @@ def tables(name: str, variants: list[str], results: dict, lessons: dict) -> str:
                 mass = column(v, lambda r, g=g, b=branch: r["reaction"][b][g]["mass"]["value"])
                 top = column(v, lambda r, g=g, b=branch: r["reaction"][b][g]["top20"]["value"])
                 cells.append(f"{_pm(mass, True)} / {_pm(top, True)}")
-            lines.append(
-                f"| `{v}` | {branch} | " + " | ".join(cells) + f" | {_lesson_cell(lessons, branch)} |"
-            )
+            implied = _implied(results[v], lessons, branch)
+            lesson_cell = _lesson_cell(lessons, branch)
+            lines.append(f"| `{v}` | {branch} | " + " | ".join(cells) + f" | {implied} | {lesson_cell} |")
     return "\n".join(lines)
 
 
