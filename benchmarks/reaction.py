@@ -299,14 +299,17 @@ def tables(name: str, variants: list[str], results: dict, lessons: dict) -> str:
         f"other exposures, 95% bootstrap interval over windows): {told}.",
         "",
         "Reaction, model alone: change of the softmax mass / of the top-20 share of each group of X after the "
-        "dislike (reason in the first column; `none` = no stated reason), mean ± SE over seeds; last column: "
+        "dislike (reason in the first column; `none` = no stated reason), mean ± SE over seeds. "
+        '"Rest of category vs other": the change of the rest of the category\'s mass against that of '
+        "unrelated items, (1 + rest) / (1 + other) - 1, i.e. what went with the disliked group beyond the "
+        "softmax's renormalisation (0 = nothing). Last column: "
         "the lesson after dislikes of that reason's granularity (the change of the positive rate of later "
         "exposures to the group); before it, the fitted strengths in the same units (the positive-rate change "
         "the fitted engagement model `sigmoid(a score + c)` predicts for an exposure of the group after such "
         "a dislike; `retrieval/reaction.py`).",
         "",
-        "| variant | dislike | X itself: mass / top 20 | creator | category | rest of category | other | fitted, in the lesson's units | lesson |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| variant | dislike | X itself: mass / top 20 | creator | category | rest of category | other | rest of category vs other (mass) | fitted, in the lesson's units | lesson |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for v in variants[1:]:
         for branch in branches:
@@ -315,6 +318,12 @@ def tables(name: str, variants: list[str], results: dict, lessons: dict) -> str:
                 mass = column(v, lambda r, g=g, b=branch: r["reaction"][b][g]["mass"]["value"])
                 top = column(v, lambda r, g=g, b=branch: r["reaction"][b][g]["top20"]["value"])
                 cells.append(f"{_pm(mass, True)} / {_pm(top, True)}")
+            # Granularity beyond renormalisation: a group-specific drop raises every other
+            # item's mass by one factor, so the rest of the category against "other".
+            rest = column(v, lambda r, b=branch: r["reaction"][b]["rest_of_category"]["mass"]["value"])
+            other = column(v, lambda r, b=branch: r["reaction"][b]["other"]["mass"]["value"])
+            pairs = [(x, y) for x, y in zip(rest, other, strict=True) if x is not None and y is not None]
+            cells.append(_pm([(1 + x) / (1 + y) - 1 for x, y in pairs], True) if pairs else "n/a")
             implied = _implied(results[v], lessons, branch)
             lesson_cell = _lesson_cell(lessons, branch)
             lines.append(f"| `{v}` | {branch} | " + " | ".join(cells) + f" | {implied} | {lesson_cell} |")

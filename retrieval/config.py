@@ -156,7 +156,7 @@ class ModelConfig:
         negative_inputs=false the model trains exactly as positives_only does); afterwards its
         strengths are fitted on the validation split (`retrieval/reaction.py`) and recorded in
         the model's config.json; a stated granularity the log never carried borrows the
-        largest item-level strength.
+        disliked item's own fitted drop (the item-level strengths summed).
       reaction_min_support: validation negatives of a kind (each followed by an exposure target
         in its window) needed to fit that kind's strengths; fewer, and it borrows.
       reaction_ndcg_budget: the most validation NDCG@10 (relative, against no path) the fitted

@@ -27,10 +27,10 @@ NDCG for the budget is computed from the unit terms without re-running the model
 (`ranking_ndcg`); the final strengths are checked with the real ranking.
 
 A kind the validation log holds too few of (a stated `creator` reason in a log that never
-states reasons) cannot be fitted; it borrows the largest strength the log supports after a
-reasonless dislike (the item-level kind's largest part, in logit units), applied at its own
-granularity. So "hide this creator" means something even on a model trained without creator
-reasons.
+states reasons) cannot be fitted; it borrows the drop the log supports for the disliked item
+itself after a reasonless dislike (the item-level kind's strengths summed over its parts, in
+logit units), applied at its own granularity. So "hide this creator" means something even on
+a model trained without creator reasons.
 """
 
 from __future__ import annotations
@@ -241,19 +241,19 @@ def borrowed_strengths(
 ) -> tuple[np.ndarray, list[str]]:
     """Strengths [NUM_KINDS, 3] with unsupported creator / category kinds filled in.
 
-    An explicit kind with fewer than `min_support` examples gets, on its own part, the largest
-    strength the log supports after a dislike of whatever granularity: the item-level kind's
-    largest part when that kind is supported (a reasonless dislike that the log shows lowering
-    the creator lowers it at least as much when the user says "the creator"), else the largest
-    strength of any supported explicit kind. Skips are left as fitted. Returns (strengths,
-    names of the kinds that borrowed).
+    An explicit kind with fewer than `min_support` examples gets, on its own part, the drop the
+    log supports for the disliked item itself: the item-level kind's strengths summed over its
+    parts (the item loses all three), when that kind is supported ("not this creator" says the
+    whole creator is as unwanted as that item; and so the creator drops at least as much as
+    after a reasonless dislike), else the largest summed strength of a supported explicit kind.
+    Skips are left as fitted. Returns (strengths, names of the kinds that borrowed).
     """
     out = np.array(strengths, np.float32)
     supported = [k for k in (ITEM_KIND, CREATOR_KIND, CATEGORY_KIND) if support[k] >= min_support]
     if not supported:
         return out, []
     strength = (
-        float(out[ITEM_KIND].max()) if ITEM_KIND in supported else float(max(out[k].max() for k in supported))
+        float(out[ITEM_KIND].sum()) if ITEM_KIND in supported else float(max(out[k].sum() for k in supported))
     )
     borrowed = []
     for kind in (CREATOR_KIND, CATEGORY_KIND):

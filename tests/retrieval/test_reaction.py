@@ -44,19 +44,15 @@ def test_borrowed_strengths_by_hand():
     support = np.array([100, 3, 50, 0])
     out, borrowed = borrowed_strengths(strengths, support, min_support=20)
     assert borrowed == ["creator"]
-    # The creator kind takes the item-level kind's largest strength on its own (creator) part.
-    np.testing.assert_allclose(out[1], [0.0, 0.8, 0.0], rtol=1e-6)
+    # The creator kind takes the item-level kind's summed strength (the disliked item's own
+    # drop, 0.8 + 0.3 + 0.1) on its own (creator) part.
+    np.testing.assert_allclose(out[1], [0.0, 1.2, 0.0], rtol=1e-6)
     np.testing.assert_array_equal(out[2], strengths[2])  # supported: kept
     np.testing.assert_array_equal(out[0], strengths[0])
     # Nothing supported: nothing to borrow from.
     same, none = borrowed_strengths(strengths, np.zeros(4, int), min_support=20)
     assert none == [] and np.array_equal(same, strengths)
-    # The item-level kind's largest part may be another than its id.
-    other = strengths.copy()
-    other[0] = [0.0, 0.9, 0.2]
-    out, _ = borrowed_strengths(other, support, min_support=20)
-    np.testing.assert_allclose(out[1], [0.0, 0.9, 0.0], rtol=1e-6)
-    # No item-level support: the largest supported explicit strength.
+    # No item-level support: the largest summed strength of a supported explicit kind.
     out, borrowed = borrowed_strengths(strengths, np.array([0, 0, 50, 0]), min_support=20)
     assert borrowed == ["creator"] and out[1, 1] == np.float32(0.5)
 
