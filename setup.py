@@ -35,10 +35,15 @@ INSTALL_REQUIRES = [
     "httptools==0.8.0",
     "uvloop==0.23.0",
     "httpx==0.28.1",
+    # User tokens of the service (serving/auth.py): JWTs signed with Ed25519 (EdDSA).
+    "pyjwt==2.15.1",
+    "cryptography==50.0.2",
     "matplotlib==3.11.2",
     "tensorboard==2.20.0",
     "pytest==9.2.0",
     "schemathesis==4.32.5",
+    # Property-based tests of the readers and validators (also pulled in by schemathesis).
+    "hypothesis==6.170.27",
     "ruff==0.17.6",
 ]
 

@@ -6,7 +6,19 @@ import argparse
 import sys
 from importlib.metadata import version
 
-from ntr.cli import beam_args, demo, evaluate, generate, index, preprocess, reasons, serve, simulate, train
+from ntr.cli import (
+    auth,
+    beam_args,
+    demo,
+    evaluate,
+    generate,
+    index,
+    preprocess,
+    reasons,
+    serve,
+    simulate,
+    train,
+)
 
 # Command name -> module with `add_arguments(parser)`, `run(args, extra) -> int` and HELP.
 COMMANDS = {
@@ -18,6 +30,7 @@ COMMANDS = {
     "reasons": reasons,
     "index": index,
     "serve": serve,
+    "auth": auth,
     "demo": demo,
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from ntr.cli.auth import ENV_KEYS
 from ntr.retrieval.config import VARIANTS
 
 HELP = (
@@ -26,7 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--brute-force", action="store_true", help="exact NumPy search over the embeddings, no index needed"
     )
     parser.add_argument("--db", help="SQLite event store (default WORKDIR/events.sqlite)")
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (0.0.0.0 exposes it)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to bind; beyond loopback it needs --auth-keys and --allowed-host",
+    )
     parser.add_argument("--port", type=int, default=8000, help="TCP port")
     parser.add_argument("--max-k", type=int, default=100, help="largest k a request may ask for")
     parser.add_argument("--max-history", type=int, default=1000, help="most events per recommend request")
@@ -57,6 +62,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "group (default: the one chosen on validation users at training)",
     )
     parser.add_argument(
+        "--auth-keys",
+        metavar="FILE",
+        help=f"keys file (`ntr auth add-key`; default ${ENV_KEYS}): every /v1 call then needs a key or "
+        "user token. Without it every caller may read and write every user, so only loopback is allowed",
+    )
+    parser.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="serve beyond loopback WITHOUT authentication (anyone reaching the port acts as any user)",
+    )
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="Host header a client may send (repeatable; default on loopback: 127.0.0.1, localhost, ::1)",
+    )
+    parser.add_argument(
+        "--token-rate",
+        default="2000/s,burst=4000",
+        help="rate limit per credential (N/s[,burst=M]; a posted event counts 1)",
+    )
+    parser.add_argument("--user-rate", default="100/s,burst=1000", help="rate limit per user_id (same units)")
+    parser.add_argument(
         "--log-level",
         default="info",
         choices=("critical", "error", "warning", "info", "debug"),
@@ -66,6 +95,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     from ntr.serving.index import read_manifest  # noqa: PLC0415
+    from ntr.serving.ratelimit import Rate  # noqa: PLC0415
     from ntr.serving.recommender import RecommenderConfig  # noqa: PLC0415
     from ntr.serving.schemas import ServiceLimits  # noqa: PLC0415
     from ntr.serving.server import ServiceConfig, serve  # noqa: PLC0415
@@ -74,7 +104,13 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     variant = args.variant
     if variant is None:
         variant = read_manifest(index_dir)["model"]["variant"] if index_dir else "ntr"
-    limits = ServiceLimits(max_k=args.max_k, max_history=args.max_history, max_body_bytes=args.max_body_bytes)
+    limits = ServiceLimits(
+        max_k=args.max_k,
+        max_history=args.max_history,
+        max_body_bytes=args.max_body_bytes,
+        token_rate=Rate.parse(args.token_rate),
+        user_rate=Rate.parse(args.user_rate),
+    )
     if min(limits.max_k, limits.max_history, limits.max_body_bytes) < 1:
         raise ValueError("--max-k, --max-history and --max-body-bytes must be >= 1.")
     if args.reasons is None and (args.label_skips or args.reason_threshold is not None):
@@ -90,7 +126,22 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         items_path=(args.items or os.path.join(args.workdir, "raw", "items.jsonl")) if args.reasons else None,
         label_skips=args.label_skips,
         reason_threshold=args.reason_threshold,
+        host=args.host,
+        port=args.port,
+        auth_keys=args.auth_keys or os.environ.get(ENV_KEYS) or None,
+        insecure_no_auth=args.insecure_no_auth,
+        allowed_hosts=tuple(args.allowed_host),
     )
     print(f"ntr serve: variant {variant}, http://{args.host}:{args.port} (docs at /docs)", flush=True)
-    serve(config, host=args.host, port=args.port, log_level=args.log_level)
+    if config.auth_keys:
+        print(f"ntr serve: auth on, keys from {config.auth_keys}", flush=True)
+    elif args.insecure_no_auth:
+        print(
+            "ntr serve: WARNING: AUTHENTICATION IS OFF and the service is bound beyond loopback: anyone "
+            "who reaches this port can read and write every user's history (--insecure-no-auth).",
+            flush=True,
+        )
+    else:
+        print("ntr serve: auth off (loopback only): every local caller may act for every user", flush=True)
+    serve(config, log_level=args.log_level)
     return 0

@@ -3,22 +3,38 @@
     POST /v1/recommend  user_id and/or history, k, filters -> top k (stored history + sent history)
     POST /v1/events     append events for a user; the next recommend for that user sees them
                         (with a reason model: negatives without a reason get a predicted one)
-    GET  /healthz       the store answers
+    GET  /healthz       the store answers (the event count only for an admin)
     GET  /v1/model      model and index versions, measured recall, limits
 
-Bad input gets a 4xx with a message: 422 for invalid bodies (malformed JSON, unknown action
-or reason, over-long history, k out of range), 413 for bodies over the size limit.
+Who may do what (`serving/auth.py`; with an `Authenticator`): every /v1 call needs a bearer
+credential (401 without a valid one); a user's history is read or written only by an admin or
+service key or that user's own key or token (403 otherwise); `debug` output needs admin.
+Without an `Authenticator` every caller may do everything: `serve()` allows that on loopback
+only. Rate limits per credential and per user answer 429 with Retry-After.
+
+Bad input gets a 4xx with a message: 422 for invalid bodies (malformed JSON, wrong JSON types,
+unknown action or reason, over-long history, k out of range, text that is not Unicode), 413 for
+bodies over the size limit. A 422 names where and what, never echoes the value it refused.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the handlers' annotations at runtime,
 # and the request models are local to create_app.
+import dataclasses
 import json
+import time
+from typing import Annotated
 
-from fastapi import FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi_offline import FastAPIOffline
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from ntr.pipelines.events import REASON_GRANULARITY, Granularity
+from ntr.serving.auth import Authenticator, Principal
+from ntr.serving.ratelimit import RateLimiter, retry_after
 from ntr.serving.recommender import Filters, Recommender
 from ntr.serving.schemas import (
     EventsResponse,
@@ -30,6 +46,9 @@ from ntr.serving.schemas import (
     request_models,
 )
 from ntr.serving.store import STATED, EventStore
+
+# The caller when the service runs without an Authenticator (loopback only, see serve()).
+ANYONE = Principal("anyone (auth off)", "admin")
 
 
 class BodyLimit:
@@ -102,24 +121,84 @@ def _acts_on(prediction: dict, threshold: float) -> PredictedReason:
     return PredictedReason(**prediction, acts_on=acts_on, why=why)
 
 
+def _printable(value) -> str | int:
+    """A location part or message as JSON can always carry it (lone surrogates escaped)."""
+    if isinstance(value, int):
+        return value
+    return str(value).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+async def _invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
+    # FastAPI's own handler echoes each refused value; NaN, Infinity or a lone surrogate there
+    # cannot be serialised and turned a 422 into a 500. Where and what, never the value.
+    detail = [
+        {
+            "loc": [_printable(part) for part in e.get("loc", ())],
+            "msg": _printable(e.get("msg", "")),
+            "type": _printable(e.get("type", "")),
+        }
+        for e in error.errors()
+    ]
+    return JSONResponse(status_code=422, content={"detail": detail})
+
+
 def create_app(
     recommender: Recommender,
     store: EventStore,
     limits: ServiceLimits | None = None,
     index_info: dict | None = None,
     reasons=None,
+    auth: Authenticator | None = None,
+    allowed_hosts: tuple[str, ...] | None = None,
 ) -> FastAPI:
     """The service app.
 
     Args:
       recommender: answers recommend requests.
       store: per-user histories; events posted here are read by the next recommend.
-      limits: request limits (defaults: `ServiceLimits()`).
+      limits: request and rate limits (defaults: `ServiceLimits()`).
       index_info: what /v1/model says about the index (kind, measured recall, ...).
       reasons: an `OnlineReasons` that fills in missing reasons of posted negatives, or None.
+      auth: checks credentials; None lets every caller act for every user (loopback only).
+      allowed_hosts: the Host header values answered (400 for others: DNS rebinding, a foreign
+        name pointed at this address); None answers any.
     """
     limits = limits or ServiceLimits()
     recommend_request, events_request = request_models(limits)
+    token_limiter, user_limiter = RateLimiter(limits.token_rate), RateLimiter(limits.user_rate)
+    bearer = HTTPBearer(auto_error=False, description="an ntr API key (ntr_...) or a user token")
+
+    def caller(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
+        if auth is None:
+            return ANYONE
+        if credentials is None:
+            raise HTTPException(
+                401,
+                "send `Authorization: Bearer <key or token>` (make a key with `ntr auth add-key`)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        principal = auth.authenticate(credentials.credentials)
+        if principal is None:
+            raise HTTPException(
+                401, "unknown key or invalid/expired token", headers={"WWW-Authenticate": "Bearer"}
+            )
+        return principal
+
+    def admit(principal: Principal, user_id: str | None, cost: int) -> None:
+        """403 when `principal` may not act for `user_id`, 429 when a rate limit is spent."""
+        if user_id is not None and not principal.may_act_for(user_id):
+            raise HTTPException(403, f"credential {principal.name!r} may act for its own user only")
+        now = time.monotonic()
+        wait = token_limiter.charge(principal.name, cost, now)
+        if user_id is not None:
+            wait = wait or user_limiter.charge(user_id, cost, now)
+        if wait:
+            raise HTTPException(
+                429,
+                "rate limit reached; retry after the given seconds",
+                headers={"Retry-After": retry_after(wait)},
+            )
+
     model = recommender.model
     # /docs and /redoc from assets in the installed fastapi-offline package: FastAPI's own pages
     # load Swagger UI from a CDN, and nothing may be downloaded at run time.
@@ -129,14 +208,20 @@ def create_app(
         description="Sequential retrieval that reacts to a dislike at once.",
     )
 
-    @app.get("/healthz", response_model=Health)
-    def healthz():
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    optional_bearer = HTTPBearer(auto_error=False)
+
+    @app.get("/healthz", response_model=Health, response_model_exclude_none=True)
+    def healthz(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(optional_bearer)]):
         if not store.ping():
             raise HTTPException(503, "the event store does not answer")
-        return Health(status="ok", events_stored=store.count())
+        # Open to load balancers; how much the service holds is for an admin to know.
+        principal = ANYONE if auth is None else credentials and auth.authenticate(credentials.credentials)
+        return Health(status="ok", events_stored=store.count() if principal and principal.is_admin else None)
 
     @app.get("/v1/model", response_model=ModelInfo)
-    def model_info():
+    def model_info(principal: Annotated[Principal, Depends(caller)]):
+        admit(principal, None, 1)
         return ModelInfo(
             variant=model.variant,
             fingerprint=model.fingerprint,
@@ -144,7 +229,7 @@ def create_app(
             num_items=len(model.item_ids),
             dim=model.export["dim"],
             index=index_info or {},
-            limits=limits.__dict__,
+            limits=dataclasses.asdict(limits),
             reasons=reasons.info() if reasons is not None else None,
         )
 
@@ -152,7 +237,8 @@ def create_app(
     # ~2 ms anyway, so FastAPI's thread pool adds hand-offs and tail latency but no parallelism
     # (benchmarks/serving_load.py; scale out with more processes, not threads).
     @app.post("/v1/events", response_model=EventsResponse)
-    async def post_events(request: events_request):
+    async def post_events(request: events_request, principal: Annotated[Principal, Depends(caller)]):
+        admit(principal, request.user_id, len(request.events))
         events = [event.model_dump() for event in request.events]
         for event in events:
             if event.get("reason"):
@@ -164,17 +250,21 @@ def create_app(
             # keep being answered on the other core meanwhile.
             predicted = await run_in_threadpool(reasons.fill, history, events)
         # Stored (and committed) before the answer: an acknowledged event survives a kill.
-        store.append(request.user_id, events)
+        stored = store.append(request.user_id, events)
         unknown = sorted({e["item_id"] for e in events if e["item_id"] not in model.item_index})
         return EventsResponse(
             user_id=request.user_id,
             accepted=len(events),
+            duplicates=len(events) - stored,
             unknown_items=unknown,
             predicted_reasons=[_acts_on(p, recommender.config.predicted_threshold) for p in predicted],
         )
 
     @app.post("/v1/recommend", response_model=RecommendResponse, response_model_exclude_none=True)
-    async def recommend(request: recommend_request):
+    async def recommend(request: recommend_request, principal: Annotated[Principal, Depends(caller)]):
+        if request.debug and not principal.is_admin:
+            raise HTTPException(403, "debug output (why candidates were filtered) needs an admin key")
+        admit(principal, request.user_id, 1)
         if request.k > len(model.item_ids):
             raise HTTPException(
                 422, f"k={request.k} is more than the catalogue's {len(model.item_ids)} items"
@@ -200,4 +290,6 @@ def create_app(
         )
 
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    if allowed_hosts is not None:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
     return app

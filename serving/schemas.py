@@ -7,15 +7,31 @@ so the request models are built by `request_models(limits)`.
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
 from ntr.pipelines.events import ACTIONS, MAX_TIMESTAMP, REASONS
+from ntr.serving.ratelimit import Rate
 
 Action = Literal[ACTIONS]
 Reason = Literal[REASONS]
+
+
+def _utf8(text: str) -> str:
+    # A lone surrogate ("\ud800") is a valid Python str but no UTF-8: SQLite and the JSON
+    # response could not take it, so it is refused here, as a 422.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError("must be valid Unicode text (no lone surrogates)") from error
+    return text
+
+
+Text = Annotated[str, AfterValidator(_utf8)]
 _ID = Field(min_length=1, max_length=256)
+# Request bodies take JSON types exactly: no bool or string for a number, no number for a bool.
+_STRICT = ConfigDict(extra="forbid", strict=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +42,8 @@ class ServiceLimits:
     max_events: most events one POST /v1/events may carry.
     max_body_bytes: larger request bodies get 413.
     max_filter_ids: most ids in each exclusion list.
+    token_rate: rate limit per credential (requests, plus one unit per posted event).
+    user_rate: rate limit per user_id, counted the same way.
     """
 
     max_k: int = 100
@@ -33,18 +51,27 @@ class ServiceLimits:
     max_events: int = 1000
     max_body_bytes: int = 1_000_000
     max_filter_ids: int = 1000
+    token_rate: Rate = Rate(2000, 4000)
+    user_rate: Rate = Rate(100, 1000)
 
 
 class Event(BaseModel):
     """One interaction (the canonical event of DESIGN.md, without user_id)."""
 
-    model_config = ConfigDict(extra="forbid")
-    item_id: str = _ID
+    model_config = _STRICT
+    item_id: Text = _ID
     timestamp: int = Field(gt=0, lt=MAX_TIMESTAMP, description="unix seconds (the pipeline's rule)")
     action: Action
     watch_ms: int | None = Field(default=None, ge=0, le=10**10)
     duration_ms: int | None = Field(default=None, ge=0, le=10**10)
     reason: Reason | None = None
+    event_id: Text | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="the client's id for this event: a repeat of (user, event_id) is acknowledged "
+        "and stored once, so retries are safe",
+    )
 
 
 class RecommendedItem(BaseModel):
@@ -86,7 +113,8 @@ class PredictedReason(BaseModel):
 
 class EventsResponse(BaseModel):
     user_id: str
-    accepted: int
+    accepted: int = Field(description="events acknowledged (stored now or before)")
+    duplicates: int = Field(default=0, description="of those, repeats of an event_id already stored")
     unknown_items: list[str] = Field(description="stored, but unknown to the current model")
     predicted_reasons: list[PredictedReason] = Field(
         default_factory=list, description="reasons filled in by the reason model (ntr serve --reasons)"
@@ -108,23 +136,23 @@ class ModelInfo(BaseModel):
 
 class Health(BaseModel):
     status: str
-    events_stored: int
+    events_stored: int | None = Field(default=None, description="only for an admin (or with auth off)")
 
 
 def request_models(limits: ServiceLimits) -> tuple[type[BaseModel], type[BaseModel]]:
     """(RecommendRequest, EventsRequest) with the service's limits in their constraints."""
-    ids = (list[str], Field(default_factory=list, max_length=limits.max_filter_ids))
+    ids = (list[Text], Field(default_factory=list, max_length=limits.max_filter_ids))
     filters = create_model(
         "Filters",
-        __config__=ConfigDict(extra="forbid"),
+        __config__=_STRICT,
         exclude_items=ids,
         exclude_creators=ids,
         exclude_categories=ids,
     )
     recommend = create_model(
         "RecommendRequest",
-        __config__=ConfigDict(extra="forbid"),
-        user_id=(str | None, Field(default=None, min_length=1, max_length=256)),
+        __config__=_STRICT,
+        user_id=(Text | None, Field(default=None, min_length=1, max_length=256)),
         history=(
             list[Event],
             Field(
@@ -135,12 +163,12 @@ def request_models(limits: ServiceLimits) -> tuple[type[BaseModel], type[BaseMod
         ),
         k=(int, Field(default=10, ge=1, le=limits.max_k)),
         filters=(filters | None, None),
-        debug=(bool, Field(default=False, description="also return the filtered candidates")),
+        debug=(bool, Field(default=False, description="also return the filtered candidates (admin only)")),
     )
     events = create_model(
         "EventsRequest",
-        __config__=ConfigDict(extra="forbid"),
-        user_id=(str, _ID),
+        __config__=_STRICT,
+        user_id=(Text, _ID),
         events=(list[Event], Field(min_length=1, max_length=limits.max_events)),
     )
     return recommend, events

@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import ipaddress
 import os
 
 from ntr.retrieval.exported import ExportedModel
+from ntr.serving.auth import Authenticator
 from ntr.serving.index import load_index
 from ntr.serving.recommender import Recommender, RecommenderConfig
 from ntr.serving.schemas import ServiceLimits
@@ -38,6 +40,13 @@ class ServiceConfig:
       label_skips: also predict reasons for skips.
       reason_threshold: the confidence a predicted reason needs to remove a whole creator or
         category; None takes the one chosen on validation users at training.
+      host: the interface to bind; beyond loopback it needs `auth_keys` (or
+        `insecure_no_auth`) and `allowed_hosts`.
+      port: the TCP port.
+      auth_keys: the keys file (`ntr auth add-key`); None: no authentication (every caller may
+        read and write every user), allowed on loopback only.
+      insecure_no_auth: serve beyond loopback without authentication anyway.
+      allowed_hosts: the Host header names answered; empty: the loopback names on loopback.
     """
 
     model_dir: str
@@ -50,6 +59,43 @@ class ServiceConfig:
     items_path: str | None = None
     label_skips: bool = False
     reason_threshold: float | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    auth_keys: str | None = None
+    insecure_no_auth: bool = False
+    allowed_hosts: tuple[str, ...] = ()
+
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def access(config: ServiceConfig) -> tuple[Authenticator | None, tuple[str, ...]]:
+    """(the Authenticator or None, the Host names answered) for `config`, or ValueError when
+    the service would be reachable beyond loopback without authentication or a host list."""
+    auth = Authenticator.from_file(config.auth_keys) if config.auth_keys else None
+    if is_loopback(config.host):
+        return auth, config.allowed_hosts or LOOPBACK_NAMES
+    if auth is None and not config.insecure_no_auth:
+        raise ValueError(
+            f"refusing to bind {config.host} without authentication: anyone who reaches the port could "
+            "read and write every user's history. Give --auth-keys FILE (make one with `ntr auth "
+            "add-key`), or bind 127.0.0.1, or pass --insecure-no-auth if this network is yours alone."
+        )
+    if not config.allowed_hosts:
+        raise ValueError(
+            f"binding {config.host} needs the host names clients use: --allowed-host NAME (repeatable; "
+            "other Host headers get 400)."
+        )
+    return auth, config.allowed_hosts
 
 
 def warm_up(recommender: Recommender) -> None:
@@ -67,6 +113,8 @@ def build_app(config: ServiceConfig):
     """The FastAPI app and its store (closed when the app shuts down)."""
     from ntr.serving.api import create_app  # noqa: PLC0415 (FastAPI only when serving)
 
+    # Checked first: a refused exposure should not wait for the model to load.
+    auth, allowed_hosts = access(config)
     model = ExportedModel(config.model_dir)
     if config.index_dir is None:
         index, info = BruteForce(model.embeddings), {"kind": "brute_force (numpy, no index)"}
@@ -98,7 +146,7 @@ def build_app(config: ServiceConfig):
     # requests for 100+ ms. Freezing moves them out of the collector's sight.
     gc.collect()
     gc.freeze()
-    app = create_app(recommender, store, config.limits, info, reasons)
+    app = create_app(recommender, store, config.limits, info, reasons, auth, allowed_hosts)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
@@ -111,9 +159,9 @@ def build_app(config: ServiceConfig):
     return app, store
 
 
-def serve(config: ServiceConfig, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
+def serve(config: ServiceConfig, log_level: str = "info") -> None:
     """Runs the service until SIGINT/SIGTERM."""
     import uvicorn  # noqa: PLC0415
 
     app, _ = build_app(config)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10)
+    uvicorn.run(app, host=config.host, port=config.port, log_level=log_level, timeout_graceful_shutdown=10)

@@ -3,11 +3,16 @@
 Each `append` is one transaction committed before it returns, so an event the service
 acknowledged survives the process being killed (WAL with synchronous=NORMAL is durable
 against process crashes; `synchronous="FULL"` also survives power loss, at one fsync per
-commit).
+commit). An event may carry the client's `event_id`: a repeat of (user, event_id) is not
+stored again, so a client may retry a request whose answer it did not get.
+
+The database is created readable by its owner only (0600); SQLite gives its -wal and -shm
+files the database's permissions.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 
@@ -28,14 +33,18 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_by_user ON events (user_id, timestamp, seq);
 """
+_IDEMPOTENCY = """
+CREATE UNIQUE INDEX IF NOT EXISTS events_once ON events (user_id, event_id) WHERE event_id IS NOT NULL;
+"""
 _FIELDS = ("item_id", "timestamp", "action", "watch_ms", "duration_ms", "reason")
 # Where a reason came from ("stated" by the user or "predicted" by the reason model) and the
 # prediction's probability; NULL for events without a reason. Stores made before these columns
 # existed get them on open.
 STATED, PREDICTED = "stated", "predicted"
 _REASON_FIELDS = ("reason_source", "reason_confidence")
-_ADDED_COLUMNS = {"reason_source": "TEXT", "reason_confidence": "REAL"}
+_ADDED_COLUMNS = {"reason_source": "TEXT", "reason_confidence": "REAL", "event_id": "TEXT"}
 _COLUMNS = ("user_id", *_FIELDS, *_REASON_FIELDS)
+_INSERTED = (*_COLUMNS, "event_id")
 
 
 class EventStore:
@@ -50,6 +59,8 @@ class EventStore:
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous must be NORMAL or FULL, got {synchronous!r}.")
         self.path = path
+        if path != ":memory:":
+            _private(path)
         # One connection behind a lock: SQLite serialises writers anyway, and reads are short.
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -60,23 +71,31 @@ class EventStore:
         for column, kind in _ADDED_COLUMNS.items():
             if column not in present:
                 self._db.execute(f"ALTER TABLE events ADD COLUMN {column} {kind}")
+        self._db.executescript(_IDEMPOTENCY)
 
     def append(self, user_id: str, events: list[dict]) -> int:
-        """Stores `events` (canonical dicts, optionally with reason_source and reason_confidence)
-        for `user_id` in one transaction; returns how many."""
-        rows = [(user_id, *(event.get(field) for field in _FIELDS + _REASON_FIELDS)) for event in events]
+        """Stores `events` (canonical dicts, optionally with reason_source, reason_confidence and
+        event_id) for `user_id` in one transaction; returns how many were new (an event whose
+        (user, event_id) is already stored, or repeated in `events`, is skipped)."""
+        rows = [
+            (user_id, *(event.get(field) for field in (*_FIELDS, *_REASON_FIELDS, "event_id")))
+            for event in events
+        ]
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany(
-                    f"INSERT INTO events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+                cursor = self._db.executemany(
+                    # Only a uniqueness conflict (the event_id index) is skipped; OR IGNORE
+                    # would also drop a row that breaks NOT NULL, silently.
+                    f"INSERT INTO events ({', '.join(_INSERTED)}) "
+                    f"VALUES ({', '.join('?' * len(_INSERTED))}) ON CONFLICT DO NOTHING",
                     rows,
                 )
             except sqlite3.Error:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
-        return len(rows)
+        return cursor.rowcount
 
     def history(self, user_id: str, limit: int | None = None) -> list[dict]:
         """The user's events, oldest first (by timestamp, then arrival); the last `limit` only.
@@ -113,3 +132,12 @@ class EventStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _private(path: str) -> None:
+    """Creates `path` 0600 if missing, and takes group/other access away if present (the store
+    holds every user's history)."""
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            os.chmod(path + suffix, 0o600)

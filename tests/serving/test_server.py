@@ -105,7 +105,13 @@ def test_unknown_items_are_ignored_and_reported(client, model):
     response = client.post("/v1/recommend", json=body).json()
     assert response["ignored_items"] == ["not-in-catalogue"] and len(response["items"]) == 3
     stored = client.post("/v1/events", json={"user_id": "bob", "events": [watch("new-item", 1)]}).json()
-    assert stored == {"user_id": "bob", "accepted": 1, "unknown_items": ["new-item"], "predicted_reasons": []}
+    assert stored == {
+        "user_id": "bob",
+        "accepted": 1,
+        "duplicates": 0,
+        "unknown_items": ["new-item"],
+        "predicted_reasons": [],
+    }
 
 
 def bad_requests(model):
