@@ -54,15 +54,24 @@ def check_inputs(events_path: str, items_path: str = "") -> None:
 def read_csv_header(pattern: str) -> list[str]:
     """The column names from the first line of the first file matching `pattern`."""
     with FileSystems.open(first_match(pattern)) as handle:
-        line = handle.readline().decode("utf-8")
-    return next(csv.reader([line]))
+        line = handle.readline().decode("utf-8", "replace")
+    return next(csv.reader([line.rstrip("\r\n")]))
+
+
+def _marker(text: str, error: str, kind: str = "malformed_row") -> dict:
+    """What a reader hands on for a record it could not parse (`validate.malformed`)."""
+    return {"_malformed": text, "_error": error, "_kind": kind}
 
 
 def parse_csv_line(line: str, header: list[str]) -> dict:
-    """One CSV line -> dict of strings, or the malformed marker validation dead-letters."""
-    values = next(csv.reader([line]), [])
+    """One CSV record (quoted newlines inside) -> dict of strings, or the malformed marker
+    validation dead-letters (wrong column count, a field over the csv module's size limit)."""
+    try:
+        values = next(csv.reader([line]), [])
+    except csv.Error as err:
+        return _marker(line[:1000], f"not a CSV record: {err}")
     if len(values) != len(header):
-        return {"_malformed": line, "_error": f"expected {len(header)} columns, got {len(values)}"}
+        return _marker(line, f"expected {len(header)} columns, got {len(values)}")
     return dict(zip(header, values, strict=True))
 
 
@@ -87,47 +96,108 @@ def input_bytes(pattern: str) -> int:
 
 # The byte ranges text files are read in (`ReadLineBatches`): the unit of work a runner spreads.
 RANGE_BYTES = 4 << 20
+_SCAN_BYTES = 16 << 20
 
 
-def file_ranges(pattern: str, range_bytes: int = RANGE_BYTES) -> list[tuple[str, int, int]]:
-    """(path, start, stop) byte ranges covering every file matching `pattern`, sorted; a
-    compressed file is one range (0, -1): it cannot be entered in the middle."""
+def _record_starts(path: str, size: int, range_bytes: int, quoted: bool) -> list[tuple[int, int]]:
+    """(offset, line number) where each range of about `range_bytes` starts: right after a
+    newline that ends a record. With `quoted` (CSV) a newline inside a quoted field ends
+    none: a record boundary is a newline after an even number of double quotes."""
+    starts, target = [(0, 1)], range_bytes
+    position, line, odd = 0, 1, False
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        while target < size:
+            block = handle.read(_SCAN_BYTES)
+            if not block:
+                break
+            at = max(0, target - position)
+            while at < len(block):
+                newline = block.find(b"\n", at)
+                if newline < 0:
+                    break
+                if quoted and odd ^ bool(block.count(b'"', 0, newline) & 1):
+                    at = newline + 1  # inside a quoted field: not a record boundary
+                    continue
+                if newline + 1 + position < size:
+                    starts.append((position + newline + 1, line + block.count(b"\n", 0, newline + 1)))
+                target = position + newline + 1 + range_bytes
+                at = max(newline + 1, target - position)
+            odd ^= bool(block.count(b'"') & 1)
+            line += block.count(b"\n")
+            position += len(block)
+    return starts
+
+
+def file_ranges(pattern: str, range_bytes: int = RANGE_BYTES, quoted: bool = False) -> list[tuple]:
+    """(path, start, stop, first line) byte ranges covering every file matching `pattern`,
+    sorted, each starting and ending on a record boundary (`_record_starts`: one read of each
+    file, at pipeline construction); a compressed file is one range (0, -1): it cannot be
+    entered in the middle."""
     ranges = []
     for meta in sorted(FileSystems.match([pattern])[0].metadata_list, key=lambda m: m.path):
         if CompressionTypes.detect_compression_type(meta.path) != CompressionTypes.UNCOMPRESSED:
-            ranges.append((meta.path, 0, -1))
+            ranges.append((meta.path, 0, -1, 1))
             continue
-        size = meta.size_in_bytes
-        ranges += [
-            (meta.path, start, min(start + range_bytes, size)) for start in range(0, size, range_bytes)
-        ]
+        starts = _record_starts(meta.path, meta.size_in_bytes, range_bytes, quoted)
+        stops = [offset for offset, _ in starts[1:]] + [meta.size_in_bytes]
+        pairs = zip(starts, stops, strict=True)
+        ranges += [(meta.path, start, stop, line) for (start, line), stop in pairs if stop > start]
     return ranges
 
 
-def range_lines(file_range: tuple[str, int, int], skip_header_lines: int = 0):
-    """The lines that start inside one of `file_ranges`, without line endings, as
-    `ReadFromText` gives them: every line of a file comes out of exactly one range, and the
-    first `skip_header_lines` of the file out of none."""
-    path, start, stop = file_range
+def range_records(file_range: tuple, skip_header_lines: int = 0, quoted: bool = False):
+    """(line number, bytes) of each record in one of `file_ranges`, without its line ending:
+    a line, or with `quoted` (CSV) the lines of a record whose quoted fields hold newlines.
+    Every record of a file comes out of exactly one range, the first `skip_header_lines` of
+    the file out of none. Bytes, not text: a record that is not UTF-8 becomes a dead letter
+    (`decode_record`), not a failed read."""
+    path, start, stop, first_line = file_range
     with FileSystems.open(path) as handle:
-        position = start
-        if start > 0:
-            handle.seek(start - 1)
-            # The rest of the line that began before `start` (just "\n" when one begins at it).
-            position = start - 1 + len(handle.readline())
         if stop < 0:  # a compressed file, streamed line by line
             chunks = iter(handle.readline, b"")
-        else:  # one read for the range, plus the rest of its last line
-            data = handle.read(max(0, stop - position))
-            if data and not data.endswith(b"\n"):
-                data += handle.readline()
+        else:  # one read for the range (it ends on a record boundary)
+            handle.seek(start)
+            data = handle.read(stop - start)
             # Split on "\n" only: JSON strings may hold U+2028, which str.splitlines() cuts at.
             chunks = data.split(b"\n")
             if chunks and not chunks[-1]:
                 chunks.pop()
-        for number, raw in enumerate(chunks):
-            if start > 0 or number >= skip_header_lines:
-                yield raw.decode("utf-8").rstrip("\r\n")
+        pending, pending_line, odd = None, 0, False
+        for number, chunk in enumerate(chunks, first_line):
+            raw = chunk[:-1] if chunk.endswith(b"\n") else chunk  # streamed lines keep theirs
+            if start == 0 and number <= skip_header_lines:
+                continue
+            if quoted and (pending is not None or raw.count(b'"') & 1):
+                if pending is None:
+                    pending, pending_line = raw, number
+                else:
+                    pending += b"\n" + raw
+                odd ^= bool(raw.count(b'"') & 1)
+                if not odd:
+                    yield pending_line, pending.rstrip(b"\r")
+                    pending = None
+                continue
+            yield number, raw.rstrip(b"\r")
+        if pending is not None:  # a quote never closed before the end of the file
+            yield pending_line, pending.rstrip(b"\r")
+
+
+def decode_record(raw: bytes) -> tuple[str | None, str | None]:
+    """(text, None), or (None, why) for bytes that are not UTF-8."""
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError as err:
+        return None, f"not UTF-8: byte {err.start} of the record is {raw[err.start : err.start + 1]!r}"
+
+
+def range_lines(file_range: tuple, skip_header_lines: int = 0):
+    """The text lines of one of `file_ranges` (`range_records`), for readers that need text;
+    a line that is not UTF-8 stops the read with its file and line."""
+    for number, raw in range_records(file_range, skip_header_lines):
+        text, error = decode_record(raw)
+        if error:
+            raise ValueError(f"{file_range[0]} line {number}: {error}; fix or remove that line.")
+        yield text
 
 
 # Rows per batch: bounds the memory of one batch whatever the range size.
@@ -152,6 +222,38 @@ def parquet_batches(path: str, size: int = BATCH_ROWS):
     with FileSystems.open(path) as handle:
         for record_batch in pq.ParquetFile(handle).iter_batches(batch_size=size):
             yield record_batch.to_pylist()
+
+
+def _located(row: dict, path: str, line: int) -> dict:
+    # Where a row came from travels with it, so its dead letter can name file and line.
+    row["_file"], row["_line"] = path, line
+    return row
+
+
+def parse_records(file_range: tuple, header: list[str] | None = None):
+    """The rows of one range of a JSONL (`header` None) or CSV file, each with `_file` and
+    `_line`; a record that cannot be a row comes out as a malformed marker. Blank JSONL lines
+    are skipped."""
+    path = file_range[0]
+    quoted = header is not None
+    for line, raw in range_records(file_range, skip_header_lines=int(quoted), quoted=quoted):
+        text, error = decode_record(raw)
+        if error:
+            shown = raw.decode("utf-8", "backslashreplace")[:1000]
+            yield _located(_marker(shown, error, "bad_encoding"), path, line)
+        elif quoted:
+            yield _located(parse_csv_line(text, header), path, line)
+        elif text.strip():
+            yield _located(parse_json_line(text), path, line)
+
+
+def parquet_rows(path: str):
+    """The rows of one Parquet file, each with `_file` and `_line` (its row number)."""
+    number = 0
+    for batch in parquet_batches(path):
+        for row in batch:
+            number += 1
+            yield _located(row, path, number)
 
 
 class ReadLineBatches(beam.PTransform):
@@ -189,22 +291,15 @@ class ReadLines(beam.PTransform):
         return batches | "Unbatch" >> beam.FlatMap(lambda lines: lines)
 
 
-def parse_json_lines(lines: list[str]) -> list[dict]:
-    """JSONL lines -> rows (`parse_json_line`), blank lines dropped."""
-    return [parse_json_line(line) for line in lines if line.strip()]
-
-
-def parse_csv_lines(lines: list[str], header: list[str]) -> list[dict]:
-    """CSV lines -> rows (`parse_csv_line`)."""
-    return [parse_csv_line(line, header) for line in lines]
-
-
 class ReadRowBatches(beam.PTransform):
     """A CSV / JSONL / Parquet file pattern -> PCollection of lists of row dicts.
 
-    Rows that cannot be parsed come out as `{"_malformed": text, "_error": message}` so that
-    validation can dead-letter them instead of the read failing or dropping them. Blank JSONL
-    lines are skipped.
+    Every row carries `_file` and `_line` (its first line; for Parquet its row number). Rows
+    that cannot be parsed (not UTF-8, not JSON, too deep or too long a number for JSON, a CSV
+    record with the wrong column count or an oversized field) come out as
+    `{"_malformed": text, "_error": message, ...}` so that validation can dead-letter them
+    instead of the read failing or dropping them. CSV is split into records by quotes, not
+    lines: a quoted field may hold a newline. Blank JSONL lines are skipped.
     """
 
     def __init__(self, pattern: str, label=None):
@@ -217,12 +312,14 @@ class ReadRowBatches(beam.PTransform):
     def expand(self, pbegin):
         if self._format == "parquet":
             files = pbegin | "ListParquet" >> beam.Create(matched_files(self._pattern))
-            return files | "ReadParquet" >> beam.FlatMap(parquet_batches)
-        if self._format == "csv":
-            lines = pbegin | "ReadCsv" >> ReadLineBatches(self._pattern, skip_header_lines=1)
-            return lines | "ParseCsv" >> beam.Map(parse_csv_lines, self._header)
-        lines = pbegin | "ReadJsonl" >> ReadLineBatches(self._pattern)
-        return lines | "ParseJson" >> beam.Map(parse_json_lines)
+            return files | "ReadParquet" >> beam.FlatMap(lambda path: _batches(parquet_rows(path)))
+        header = self._header
+        ranges = file_ranges(self._pattern, quoted=header is not None)
+        return (
+            pbegin
+            | "Ranges" >> beam.Create(ranges)
+            | "ReadRows" >> beam.FlatMap(lambda r: _batches(parse_records(r, header)))
+        )
 
 
 class ReadRows(beam.PTransform):

@@ -23,8 +23,8 @@ def normalize_items(rows) -> tuple[list[dict], list[dict]]:
     for row in rows:
         try:
             items.append(normalize_item(row))
-        except (ValueError, TypeError) as err:
-            dead.append(dead_letter(row, "bad_item", str(err)))
+        except (ValueError, TypeError, OverflowError, RecursionError) as err:
+            dead.append(dead_letter(row, "bad_item", str(err)[:500]))
     return items, dead
 
 

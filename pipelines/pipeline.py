@@ -148,6 +148,17 @@ def prepare_output_dir(out: str) -> None:
             handle.write("".join(f"{t}\n" for t in tokens))
 
 
+def remove_temporaries(out: str) -> None:
+    """Removes Beam's temp folders and half-written `.tmp-` files under `out`."""
+    for path in glob.glob(os.path.join(out, "beam-temp-*")) + glob.glob(
+        os.path.join(out, "**", "*.tmp-*"), recursive=True
+    ):
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.exists(path):
+            os.remove(path)
+
+
 def run_preprocess(config: PreprocessConfig, beam_args: list[str] | None = None) -> dict:
     """Runs the pipeline and writes stats.json and config.json next to its outputs.
 
@@ -169,8 +180,14 @@ def run_preprocess(config: PreprocessConfig, beam_args: list[str] | None = None)
 
     options = PipelineOptions(beam_args or [])
     start = time.perf_counter()
-    with beam.Pipeline(options=options) as pipeline:
-        build_pipeline(pipeline, config)
+    try:
+        with beam.Pipeline(options=options) as pipeline:
+            build_pipeline(pipeline, config)
+    except BaseException:
+        # Beam leaves its sinks' temp folders when a run fails; the outputs are incomplete
+        # anyway (stats.json is written only after a run that finished), so nothing is kept.
+        remove_temporaries(out)
+        raise
     stats = _finish_stats(config, time.perf_counter() - start)
     with open(os.path.join(out, "stats.json"), "w", encoding="utf-8") as handle:
         json.dump(stats, handle, indent=2, sort_keys=True)

@@ -75,12 +75,9 @@ def prepare_rows(
     dead, counts = [], collections.Counter(rows_in=len(rows))
     for row in rows:
         try:
-            if isinstance(row, dict) and "_malformed" in row:
-                raise InvalidRow("malformed_row", row["_error"])
             event = label_one(parse_event(row, known_items), config)
         except InvalidRow as err:
-            as_read = row["_malformed"] if isinstance(row, dict) and "_malformed" in row else row
-            dead.append(dead_letter(as_read, err.kind, str(err)))
+            dead.append(dead_letter(row, err.kind, str(err)))
             counts["rows_dead_letter"] += 1
             counts[f"dead_letter.{err.kind}"] += 1
             continue

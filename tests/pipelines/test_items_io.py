@@ -18,9 +18,10 @@ def test_read_rows_csv_marks_malformed_lines(tmp_path):
         rows = p | ReadRows(str(path))
         good = rows | "Good" >> beam.Filter(lambda r: "_malformed" not in r)
         bad = rows | "Bad" >> beam.Filter(lambda r: "_malformed" in r) | beam.Map(lambda r: r["_malformed"])
+        where = {"_file": str(path)}
         expected = [
-            {"user_id": "u1", "item_id": "i1", "action": "view"},
-            {"user_id": "u2", "item_id": "i,2", "action": "like"},
+            {"user_id": "u1", "item_id": "i1", "action": "view", **where, "_line": 2},
+            {"user_id": "u2", "item_id": "i,2", "action": "like", **where, "_line": 3},
         ]
         assert_that(good, equal_to(expected), label="Good")
         assert_that(bad, equal_to(["broken line"]), label="Bad")
@@ -97,7 +98,7 @@ def test_byte_ranges_give_every_line_once(tmp_path):
 
     import numpy as np  # noqa: PLC0415
 
-    from ntr.pipelines.io import file_ranges, range_lines  # noqa: PLC0415
+    from ntr.pipelines.io import file_ranges, range_lines, range_records  # noqa: PLC0415
 
     rng = np.random.default_rng(0)
     lines = ["header"] + ["x" * int(n) for n in rng.integers(0, 40, 300)] + ["last without newline"]
@@ -108,6 +109,9 @@ def test_byte_ranges_give_every_line_once(tmp_path):
         handle.write(text)
     for size in (1, 7, 64, 10_000):
         ranges = file_ranges(str(tmp_path / "*.csv*"), range_bytes=size)
-        assert [r for r in ranges if r[0].endswith(".gz")] == [(str(tmp_path / "c.csv.gz"), 0, -1)]
+        assert [r for r in ranges if r[0].endswith(".gz")] == [(str(tmp_path / "c.csv.gz"), 0, -1, 1)]
         got = [line for r in ranges for line in range_lines(r, skip_header_lines=1)]
         assert got == lines[1:] + ["only"] + lines[1:], size
+        # Each range knows the line it starts at.
+        numbers = [n for r in ranges for n, _ in range_records(r, skip_header_lines=1)]
+        assert numbers == [*range(2, len(lines) + 1), 2, *range(2, len(lines) + 1)], size
