@@ -57,7 +57,12 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def open_loop(
-    url: str, requests: list[tuple[str, dict]], rate: float, kill_at: int | None = None, process=None
+    url: str,
+    requests: list[tuple[str, dict]],
+    rate: float,
+    kill_at: int | None = None,
+    process=None,
+    headers: dict | None = None,
 ):
     """Sends `requests` at `rate`/s regardless of responses; returns (latency s, status, body) each.
 
@@ -65,7 +70,7 @@ async def open_loop(
     """
     results: list = [None] * len(requests)
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits, headers=headers) as client:
 
         async def send(i: int, path: str, body: dict, scheduled: float) -> None:
             try:
@@ -121,15 +126,24 @@ def event_for(model, rng: np.random.Generator, timestamp: int, reasonless: bool 
     }
 
 
-def load_run(model_dir, index_dir, users, model, rate, seconds, rng, flags=(), negatives_rate=None) -> dict:
+def load_run(
+    model_dir, index_dir, users, model, rate, seconds, rng, flags=(), negatives_rate=None, auth_on=False
+) -> dict:
     """Open-loop load at `rate`/s (80% recommend, 20% event posts); with `negatives_rate`,
-    `rate` recommends/s plus `negatives_rate` reasonless dislikes/s instead."""
+    `rate` recommends/s plus `negatives_rate` reasonless dislikes/s instead. With `auth_on`, the
+    server checks a service key on every request and applies its default rate limits."""
+    from ntr.serving import auth  # noqa: PLC0415
     from ntr.serving.process import ServerProcess  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as tmp:
+        headers = None
+        if auth_on:
+            keys = os.path.join(tmp, "keys.json")
+            headers = {"Authorization": f"Bearer {auth.add_key(keys, 'bench', 'service')}"}
+            flags = (*flags, "--auth-keys", keys)
         server = ServerProcess(model_dir, index_dir, os.path.join(tmp, "events.sqlite"), *flags)
         try:
-            with httpx.Client(base_url=server.url, timeout=60) as client:
+            with httpx.Client(base_url=server.url, timeout=60, headers=headers) as client:
                 for user, history in users.items():
                     response = client.post("/v1/events", json={"user_id": user, "events": history})
                     response.raise_for_status()
@@ -148,9 +162,9 @@ def load_run(model_dir, index_dir, users, model, rate, seconds, rng, flags=(), n
             # One second of the same load first opens the client's connections; not counted.
             warm = int(rate)
             start = time.perf_counter()
-            results = quiet_gc(lambda: asyncio.run(open_loop(server.url, requests[:warm] + requests, rate)))[
-                warm:
-            ]
+            results = quiet_gc(
+                lambda: asyncio.run(open_loop(server.url, requests[:warm] + requests, rate, headers=headers))
+            )[warm:]
             wall = time.perf_counter() - start - warm / rate
         finally:
             graceful = server.stop_gracefully()
@@ -233,6 +247,19 @@ def reasons_lines(arm: dict, args) -> list[str]:
     ]
 
 
+def auth_rows(secured: dict, reference: list[float]) -> list[str]:
+    """Table rows for the arm with a service key checked and rate limits on (same load)."""
+    rec, ev = secured["latency_ms"]["/v1/recommend"], secured["latency_ms"]["/v1/events"]
+    return [
+        f"| HTTP POST /v1/recommend, auth + rate limits on | {percentile(rec, 50):.2f} | {percentile(rec, 99):.2f} | "
+        f"{len(rec)} | {percentile(rec, 50) / percentile(reference, 50):.2f} |",
+        f"| HTTP POST /v1/events, auth + rate limits on | {percentile(ev, 50):.2f} | {percentile(ev, 99):.2f} | "
+        f"{len(ev)} | |",
+        f"| (auth arm: {secured['errors']} errors of {secured['sent']} sent; graceful shutdown "
+        f"{'clean' if secured['graceful'] else 'NOT clean'}) | | | | |",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", default="/tmp/ntr-bench-serve", help="world workdir (made if missing)")
@@ -248,6 +275,9 @@ def main() -> None:
     parser.add_argument(
         "--reasons",
         help="reason model for the online-reasons arm (default WORKDIR/reasons, trained if missing)",
+    )
+    parser.add_argument(
+        "--no-auth-arm", action="store_true", help="skip the arm with authentication and rate limits on"
     )
     parser.add_argument(
         "--negatives-rate",
@@ -270,6 +300,9 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     reference = in_process_reference(model, index, users, 2000)
     load = load_run(model_dir, index_dir, users, model, args.rate, args.seconds, rng)
+    secured = None
+    if not args.no_auth_arm:
+        secured = load_run(model_dir, index_dir, users, model, args.rate, args.seconds, rng, auth_on=True)
     kill = kill_run(model_dir, index_dir, model, args.rate, args.kill_after, rng)
     arm = None
     if args.negatives_rate > 0:
@@ -298,6 +331,7 @@ def main() -> None:
             f"| HTTP POST /v1/recommend | {percentile(rec, 50):.2f} | {percentile(rec, 99):.2f} | {len(rec)} | "
             f"{percentile(rec, 50) / percentile(reference, 50):.2f} |",
             f"| HTTP POST /v1/events | {percentile(ev, 50):.2f} | {percentile(ev, 99):.2f} | {len(ev)} | |",
+            *(auth_rows(secured, reference) if secured else []),
             "",
             f"Throughput: {done / load['wall']:.1f} successful requests/s of {args.rate:.0f} offered "
             f"({load['errors']} errors of {load['sent']} sent). Graceful shutdown after the load: "

@@ -81,10 +81,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--token-rate",
-        default="2000/s,burst=4000",
-        help="rate limit per credential (N/s[,burst=M]; a posted event counts 1)",
+        default="1000/s,burst=2000",
+        help="rate limit per credential, in requests (N/s[,burst=M])",
     )
-    parser.add_argument("--user-rate", default="100/s,burst=1000", help="rate limit per user_id (same units)")
+    parser.add_argument(
+        "--user-rate",
+        default="100/s,burst=1000",
+        help="rate limit per user_id: a recommend costs 1, each posted event 1",
+    )
     parser.add_argument(
         "--log-level",
         default="info",

@@ -135,6 +135,11 @@ def prepare_output_dir(out: str) -> None:
     """Creates `out`, removes a previous run's outputs and writes the fixed vocabularies
     (reasons, actions), which do not depend on the data."""
     os.makedirs(os.path.join(out, "vocab"), exist_ok=True)
+    # stats.json is what says a run finished (it is written last, and `ntr train` needs it):
+    # an earlier run's must go first, or a killed run's half-written shards would pass for done.
+    for name in ("stats.json", "config.json"):
+        if os.path.exists(os.path.join(out, name)):
+            os.remove(os.path.join(out, name))
     # Stale shards from an earlier run with another shard count would mix into this one.
     # Beam's temp entries from a killed run are directories.
     for pattern in _OUTPUT_GLOBS:

@@ -22,6 +22,7 @@ from ntr.pipelines.events import (
     Label,
     LabelConfig,
 )
+from ntr.retrieval.atomic import replacing, write_json
 from ntr.retrieval.data import NUM_RESERVED, load_items, load_vocab, lookup_table
 from ntr.retrieval.items import positive_counts
 from ntr.retrieval.model import NTRModel
@@ -136,14 +137,15 @@ def export_model(model: NTRModel, data_dir: str, model_dir: str) -> dict:
     finally:
         logger.setLevel(level)
     embeddings = model.candidate_embeddings().numpy().astype(np.float32)
-    np.save(os.path.join(model_dir, "item_embeddings.npy"), embeddings)
+    with replacing(os.path.join(model_dir, "item_embeddings.npy"), "wb") as handle:
+        np.save(handle, embeddings)
     items = load_vocab(data_dir, "items")
-    with open(os.path.join(model_dir, "item_ids.txt"), "w", encoding="utf-8") as handle:
+    with replacing(os.path.join(model_dir, "item_ids.txt")) as handle:
         handle.writelines(f"{item}\n" for item in items)
     # The catalogue rows in embedding order, so serving and the simulator need only this folder.
     # `positives` (train popularity) ranks items for a history the model can say nothing about.
     catalogue = {item["item_id"]: item for item in load_items(data_dir)}
-    with open(os.path.join(model_dir, ITEMS_FILE), "w", encoding="utf-8") as handle:
+    with replacing(os.path.join(model_dir, ITEMS_FILE)) as handle:
         for item, count in zip(items, positive_counts(data_dir, items), strict=True):
             row = catalogue.get(item, {"item_id": item, "creator_id": "", "categories": []})
             handle.write(json.dumps({**row, "positives": int(count)}, sort_keys=True) + "\n")
@@ -156,8 +158,8 @@ def export_model(model: NTRModel, data_dir: str, model_dir: str) -> dict:
         "dim": int(embeddings.shape[1]),
         "num_items": int(embeddings.shape[0]),
     }
-    with open(config_path, "w", encoding="utf-8") as handle:
-        json.dump(metadata, handle, indent=2, sort_keys=True)
+    # Written last and whole: `export` in config.json says the folder is complete.
+    write_json(config_path, metadata)
     return metadata["export"]
 
 

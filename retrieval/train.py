@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Callable
 
+from ntr.retrieval.atomic import write_json
 from ntr.retrieval.config import RetrievalConfig
 from ntr.retrieval.data import sequence_dataset
 from ntr.retrieval.distribute import (
@@ -305,8 +306,7 @@ def train(
     if chief and config.model.fit_reaction:
         summary["reaction"] = _fit_and_record(model_dir, data_dir, log)
     if chief:
-        with open(os.path.join(model_dir, "metrics.json"), "w", encoding="utf-8") as handle:
-            json.dump(summary, handle, indent=2, sort_keys=True)
+        write_json(os.path.join(model_dir, "metrics.json"), summary)
     remove_scratch(model_dir, strategy)
     return summary
 
@@ -318,14 +318,10 @@ def _fit_and_record(model_dir: str, data_dir: str, log: Callable[[str], None]) -
     with open(path, encoding="utf-8") as handle:
         metadata = json.load(handle)
     metadata.pop("reaction", None)  # fit from the trained strengths, not from an earlier fit
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(metadata, handle, indent=2, sort_keys=True)
+    write_json(path, metadata)
     record = fit_reaction(load_trained(model_dir, data_dir), data_dir, log=log)
     metadata["reaction"] = record
-    temporary = path + ".tmp"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(metadata, handle, indent=2, sort_keys=True)
-    os.replace(temporary, path)
+    write_json(path, metadata)
     return record
 
 

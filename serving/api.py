@@ -189,7 +189,8 @@ def create_app(
         if user_id is not None and not principal.may_act_for(user_id):
             raise HTTPException(403, f"credential {principal.name!r} may act for its own user only")
         now = time.monotonic()
-        wait = token_limiter.charge(principal.name, cost, now)
+        # Per credential, requests count (a backend posts many users' events); per user, events.
+        wait = token_limiter.charge(principal.name, 1, now)
         if user_id is not None:
             wait = wait or user_limiter.charge(user_id, cost, now)
         if wait:

@@ -42,8 +42,8 @@ class ServiceLimits:
     max_events: most events one POST /v1/events may carry.
     max_body_bytes: larger request bodies get 413.
     max_filter_ids: most ids in each exclusion list.
-    token_rate: rate limit per credential (requests, plus one unit per posted event).
-    user_rate: rate limit per user_id, counted the same way.
+    token_rate: rate limit per credential, in requests.
+    user_rate: rate limit per user_id: a recommend costs 1, a POST /v1/events 1 per event.
     """
 
     max_k: int = 100
@@ -51,7 +51,7 @@ class ServiceLimits:
     max_events: int = 1000
     max_body_bytes: int = 1_000_000
     max_filter_ids: int = 1000
-    token_rate: Rate = Rate(2000, 4000)
+    token_rate: Rate = Rate(1000, 2000)
     user_rate: Rate = Rate(100, 1000)
 
 
