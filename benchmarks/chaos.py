@@ -66,11 +66,17 @@ def run_and_kill(command: list[str], delay: float, log: str) -> bool:
 
 
 def tfrecords(path: str):
-    """The records of a gzipped TFRecord file (length, crc, data, crc), without TensorFlow."""
+    """The records of a gzipped TFRecord file (length, crc, data, crc), each a (Sequence)Example
+    serialised deterministically: protobuf writes a map's entries (the features) in an order
+    that differs between processes, so the bytes as written differ for equal examples."""
+    from tensorflow.core.example import example_pb2  # noqa: PLC0415
+
     with gzip.open(path, "rb") as handle:
         while header := handle.read(12):
             length = int.from_bytes(header[:8], "little")
-            yield handle.read(length)
+            # Example and SequenceExample share field 1 (features / context): one parse fits both.
+            example = example_pb2.SequenceExample.FromString(handle.read(length))
+            yield example.SerializeToString(deterministic=True)
             handle.read(4)
 
 
@@ -106,6 +112,15 @@ def lines_fingerprint(path: str) -> str:
         return hashlib.sha256(b"\n".join(sorted(handle.read().splitlines()))).hexdigest()
 
 
+def exported(model_dir: str) -> bool:
+    """The train stage's completion marker: `export` in config.json (written last, whole)."""
+    try:
+        with open(os.path.join(model_dir, "config.json")) as handle:
+            return "export" in json.load(handle)
+    except (OSError, ValueError):
+        return False
+
+
 def batch_stage(name, trials, rng, command, marker, fingerprint, reset, resume_command, log) -> dict:
     """Reference run, then `trials` kill / inspect / rerun cycles of one batch stage."""
     reset(fresh=True)
@@ -113,12 +128,12 @@ def batch_stage(name, trials, rng, command, marker, fingerprint, reset, resume_c
     reference = fingerprint()
     counts = {"trials": 0, "killed": 0, "marker_after_kill": 0, "corrupt_accepted": 0, "resumed_differ": 0}
     for trial in range(trials):
-        reset(fresh=trial == 0 or name != "train")
+        reset(fresh=True)
         delay = float(rng.uniform(0.05, 1.0)) * seconds
         killed = run_and_kill(command, delay, log)
         counts["trials"] += 1
         counts["killed"] += killed
-        if os.path.exists(marker()):
+        if marker():
             counts["marker_after_kill"] += 1
             try:
                 same = fingerprint() == reference
@@ -228,7 +243,7 @@ def main() -> None:
     if trials.get("preprocess"):
         command = ntr("preprocess", "--workdir", trial_dir)
         results["preprocess"] = batch_stage(
-            "preprocess", trials["preprocess"], rng, command, lambda: os.path.join(data, "stats.json"),
+            "preprocess", trials["preprocess"], rng, command, lambda: os.path.exists(os.path.join(data, "stats.json")),
             lambda: data_fingerprint(data), reset_preprocess, command, log,
         )  # fmt: skip
 
@@ -255,7 +270,7 @@ def main() -> None:
             "--no-progress",
         )
         results["train"] = batch_stage(
-            "train", trials["train"], rng, [*command, "--fresh"], lambda: os.path.join(model, "item_embeddings.npy"),
+            "train", trials["train"], rng, [*command, "--fresh"], lambda: exported(model),
             embeddings, reset_train, command, log,
         )  # fmt: skip
 
@@ -268,7 +283,7 @@ def main() -> None:
     if trials.get("label"):
         command = ntr("reasons", "label", "--workdir", base, "--output", labelled)
         results["label"] = batch_stage(
-            "label", trials["label"], rng, command, lambda: labelled, lambda: lines_fingerprint(labelled),
+            "label", trials["label"], rng, command, lambda: os.path.exists(labelled), lambda: lines_fingerprint(labelled),
             reset_label, command, log,
         )  # fmt: skip
 
@@ -299,7 +314,7 @@ def main() -> None:
         f"Date: {time.strftime('%Y-%m-%d')}",
         "",
         "Tiny world (`ntr generate --scale tiny`). Each kill is SIGKILL after a uniform random 5-100% of the "
-        "uninterrupted run's time. Markers: `data/stats.json` (preprocess), `item_embeddings.npy` (train), "
+        "uninterrupted run's time. Markers: `data/stats.json` (preprocess), `export` in the model's config.json (train), "
         "the output file (label). A train rerun resumes from its last checkpoint; results compared exactly "
         "(preprocess: every output record, shard layout aside; train: the exported item embeddings; label: every line).",
         "",

@@ -12,6 +12,7 @@ import time
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from ntr.pipelines.atomic import write_json
 from ntr.pipelines.config import PreprocessConfig
 from ntr.pipelines.events import ACTIONS, REASONS, Label
 from ntr.pipelines.io import ReadRowBatches, check_inputs, input_bytes
@@ -194,15 +195,10 @@ def run_preprocess(config: PreprocessConfig, beam_args: list[str] | None = None)
         remove_temporaries(out)
         raise
     stats = _finish_stats(config, time.perf_counter() - start)
-    with open(os.path.join(out, "stats.json"), "w", encoding="utf-8") as handle:
-        json.dump(stats, handle, indent=2, sort_keys=True)
-    with open(os.path.join(out, "config.json"), "w", encoding="utf-8") as handle:
-        json.dump(
-            {"preprocess": config.to_dict(), "vocab_hash": stats["vocab_hash"], "beam_args": beam_args or []},
-            handle,
-            indent=2,
-            sort_keys=True,
-        )
+    made = {"preprocess": config.to_dict(), "vocab_hash": stats["vocab_hash"], "beam_args": beam_args or []}
+    write_json(os.path.join(out, "config.json"), made)
+    # Last, and whole: stats.json is what says the run finished (`prepare_output_dir`).
+    write_json(os.path.join(out, "stats.json"), stats)
     if not stats["reconciled"]:
         raise RuntimeError(
             f"rows_in={stats['rows_in']} != rows_out={stats['rows_out']} + "

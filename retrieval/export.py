@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 
+from ntr.pipelines.atomic import replacing, write_json
 from ntr.pipelines.encode import MISSING_INT
 from ntr.pipelines.events import (
     ACTIONS,
@@ -22,7 +23,6 @@ from ntr.pipelines.events import (
     Label,
     LabelConfig,
 )
-from ntr.retrieval.atomic import replacing, write_json
 from ntr.retrieval.data import NUM_RESERVED, load_items, load_vocab, lookup_table
 from ntr.retrieval.items import positive_counts
 from ntr.retrieval.model import NTRModel

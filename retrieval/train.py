@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable
 
-from ntr.retrieval.atomic import write_json
+from ntr.pipelines.atomic import write_json
 from ntr.retrieval.config import RetrievalConfig
 from ntr.retrieval.data import sequence_dataset
 from ntr.retrieval.distribute import (
