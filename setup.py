@@ -38,12 +38,19 @@ INSTALL_REQUIRES = [
     # User tokens of the service (serving/auth.py): JWTs signed with Ed25519 (EdDSA).
     "pyjwt==2.15.1",
     "cryptography==50.0.2",
+    # The shared event store of several service replicas (serving/store_postgres.py): psycopg 3
+    # with its bundled libpq, and its pool. SQLite stays the default; no database server needed.
+    "psycopg[binary]==3.3.9",
+    "psycopg-pool==3.3.3",
     "matplotlib==3.11.2",
     "tensorboard==2.20.0",
     "pytest==9.2.0",
     "schemathesis==4.32.5",
     # Property-based tests of the readers and validators (also pulled in by schemathesis).
     "hypothesis==6.170.27",
+    # A real PostgreSQL for the replica tests and benchmarks, from the package index (its wheel
+    # bundles the server binaries): no system database, no network at run time.
+    "pgserver==0.1.4",
     "ruff==0.17.6",
 ]
 

@@ -7,10 +7,15 @@ import os
 
 from ntr.cli.auth import ENV_KEYS
 from ntr.retrieval.config import VARIANTS
+from ntr.serving.store import describe
+
+# The event store's location (a postgresql:// URL may carry a password: kept out of argv).
+ENV_DB = "NTR_DB"
 
 HELP = (
     "Serve recommendations over HTTP (FastAPI + uvicorn, 127.0.0.1 by default): POST /v1/recommend, "
-    "POST /v1/events (SQLite store; a dislike changes the next response), GET /healthz, GET /v1/model, "
+    "POST /v1/events (SQLite store, or PostgreSQL shared by replicas; a dislike changes the next "
+    "response), GET /healthz, GET /v1/model, "
     "OpenAPI schema at /docs and /openapi.json."
 )
 
@@ -26,7 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--brute-force", action="store_true", help="exact NumPy search over the embeddings, no index needed"
     )
-    parser.add_argument("--db", help="SQLite event store (default WORKDIR/events.sqlite)")
+    parser.add_argument(
+        "--db",
+        help="event store: a SQLite file, or a postgresql:// URL that several replicas share "
+        f"(default ${ENV_DB}, else WORKDIR/events.sqlite; a URL with a password belongs in ${ENV_DB}, "
+        "not on the command line where `ps` shows it)",
+    )
     parser.add_argument(
         "--host",
         default="127.0.0.1",
@@ -122,7 +132,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     config = ServiceConfig(
         model_dir=args.model_dir or os.path.join(args.workdir, "models", variant),
         index_dir=index_dir,
-        db_path=args.db or os.path.join(args.workdir, "events.sqlite"),
+        store=args.db or os.environ.get(ENV_DB) or os.path.join(args.workdir, "events.sqlite"),
         synchronous=args.synchronous,
         limits=limits,
         recommender=RecommenderConfig(exclude_consumed=not args.keep_consumed),
@@ -137,6 +147,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         allowed_hosts=tuple(args.allowed_host),
     )
     print(f"ntr serve: variant {variant}, http://{args.host}:{args.port} (docs at /docs)", flush=True)
+    print(f"ntr serve: events in {describe(config.store)}", flush=True)
     if config.auth_keys:
         print(f"ntr serve: auth on, keys from {config.auth_keys}", flush=True)
     elif args.insecure_no_auth:

@@ -45,7 +45,7 @@ from ntr.serving.schemas import (
     ServiceLimits,
     request_models,
 )
-from ntr.serving.store import STATED, EventStore
+from ntr.serving.store import STATED, EventStore, StoreUnavailable
 
 # The caller when the service runs without an Authenticator (loopback only, see serve()).
 ANYONE = Principal("anyone (auth off)", "admin")
@@ -142,6 +142,11 @@ async def _invalid_request(_request: Request, error: RequestValidationError) -> 
     return JSONResponse(status_code=422, content={"detail": detail})
 
 
+async def _store_unavailable(_request: Request, error: StoreUnavailable) -> JSONResponse:
+    # Nothing of the call was stored: a client retries (with its event_id, safely) shortly.
+    return JSONResponse(status_code=503, content={"detail": str(error)}, headers={"Retry-After": "1"})
+
+
 def create_app(
     recommender: Recommender,
     store: EventStore,
@@ -210,6 +215,7 @@ def create_app(
     )
 
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(StoreUnavailable, _store_unavailable)
     optional_bearer = HTTPBearer(auto_error=False)
 
     @app.get("/healthz", response_model=Health, response_model_exclude_none=True)

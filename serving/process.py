@@ -21,17 +21,24 @@ def free_port() -> int:
 class ServerProcess:
     """`ntr serve` with the given flags, started and waited for: `url` answers `/healthz`.
 
-    Its output goes to `<db>.log`. Stop it with `stop_gracefully()` or `stop(signal)`.
+    Its output goes to `log_path` (default `<db>.log`; give one when `db` is a PostgreSQL URL).
+    Stop it with `stop_gracefully()` or `stop(signal)`.
     """
 
-    def __init__(self, model_dir: str, index_dir: str | None, db: str, *flags: str):
+    def __init__(
+        self, model_dir: str, index_dir: str | None, db: str, *flags: str, log_path: str | None = None
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = [sys.executable, "-c", "from ntr.cli.entry import run; run()", "serve"]
         command += ["--model-dir", model_dir, "--db", db]
         command += ["--brute-force"] if index_dir is None else ["--index-dir", index_dir]
         command += ["--port", str(self.port), "--log-level", "warning", *flags]
-        self.log_path = db + ".log"
+        if log_path is None and "://" in db:
+            raise ValueError(
+                "a server on a database URL needs log_path= (its log cannot go beside the database)."
+            )
+        self.log_path = log_path or db + ".log"
         self._log = open(self.log_path, "w")  # noqa: SIM115 (closed in stop())
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + STARTUP_SECONDS

@@ -20,11 +20,14 @@ Reason = Literal[REASONS]
 
 def _utf8(text: str) -> str:
     # A lone surrogate ("\ud800") is a valid Python str but no UTF-8: SQLite and the JSON
-    # response could not take it, so it is refused here, as a 422.
+    # response could not take it, so it is refused here, as a 422. PostgreSQL's text cannot
+    # hold a NUL character either; refused in every store, so both stores accept the same ids.
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as error:
         raise ValueError("must be valid Unicode text (no lone surrogates)") from error
+    if "\x00" in text:
+        raise ValueError("must not contain the NUL character")
     return text
 
 

@@ -19,7 +19,7 @@ from ntr.serving.auth import Authenticator
 from ntr.serving.index import load_index
 from ntr.serving.recommender import Recommender, RecommenderConfig
 from ntr.serving.schemas import ServiceLimits
-from ntr.serving.store import EventStore
+from ntr.serving.store import describe, is_postgres, open_store
 from ntr.serving.topk import BruteForce
 
 
@@ -30,8 +30,10 @@ class ServiceConfig:
     Attributes:
       model_dir: the exported model (models/<variant>).
       index_dir: a ScaNN index built from that model, or None for exact brute force.
-      db_path: the SQLite event store.
-      synchronous: "NORMAL" (survives a process kill) or "FULL" (also power loss).
+      store: the event store: a SQLite file (one replica), or a `postgresql://` URL that
+        several replicas share.
+      synchronous: SQLite's durability, "NORMAL" (survives a process kill) or "FULL" (also power
+        loss); PostgreSQL takes its server's setting (NORMAL only).
       limits: request limits.
       recommender: candidate and filter settings.
       reasons_dir: a reason model (`ntr reasons train`) that fills in missing reasons of posted
@@ -51,7 +53,7 @@ class ServiceConfig:
 
     model_dir: str
     index_dir: str | None
-    db_path: str
+    store: str
     synchronous: str = "NORMAL"
     limits: ServiceLimits = dataclasses.field(default_factory=ServiceLimits)
     recommender: RecommenderConfig = dataclasses.field(default_factory=RecommenderConfig)
@@ -127,8 +129,9 @@ def build_app(config: ServiceConfig):
             "search": manifest["search"],
             "created": manifest.get("created"),
         }
-    os.makedirs(os.path.dirname(os.path.abspath(config.db_path)), exist_ok=True)
-    store = EventStore(config.db_path, config.synchronous)
+    if not is_postgres(config.store):
+        os.makedirs(os.path.dirname(os.path.abspath(config.store)), exist_ok=True)
+    store = open_store(config.store, config.synchronous)
     reasons, recommender_config = None, config.recommender
     if config.reasons_dir is not None:
         from ntr.reasons.data import load_items  # noqa: PLC0415
@@ -152,7 +155,7 @@ def build_app(config: ServiceConfig):
     async def lifespan(_app):
         yield
         # Runs after uvicorn has finished the requests in flight (graceful shutdown).
-        print(f"ntr serve: shut down cleanly; {store.count()} events in {config.db_path}", flush=True)
+        print(f"ntr serve: shut down cleanly; {store.count()} events in {describe(config.store)}", flush=True)
         store.close()
 
     app.router.lifespan_context = lifespan

@@ -20,3 +20,28 @@ def tiny_index(tiny_export, tiny_data, tmp_path_factory) -> str:
     )
     assert code == 0
     return index_dir
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory):
+    """A real PostgreSQL server (pgserver's bundled binaries, from the package index) on a Unix
+    socket in a temporary folder, stopped at the end of the session."""
+    import pgserver  # noqa: PLC0415
+
+    server = pgserver.get_server(str(tmp_path_factory.mktemp("postgres")), cleanup_mode="stop")
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def postgres_url(postgres, request):
+    """A database of its own for one test (dropped afterwards), as a URL."""
+    import psycopg  # noqa: PLC0415
+
+    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:50]
+    with psycopg.connect(postgres.get_uri(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield postgres.get_uri(name)
+    with psycopg.connect(postgres.get_uri(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

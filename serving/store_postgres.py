@@ -1,0 +1,146 @@
+"""The shared event store (PostgreSQL): several `ntr serve` replicas read and write one database.
+
+Same guarantees as the SQLite store: `append` returns after its transaction committed (with
+the server's default synchronous_commit=on the commit is flushed to the server's WAL, so an
+acknowledged event survives a kill -9 of the replica and of the database server), histories
+come back in timestamp-then-arrival order, and a repeat of (user, event_id) is stored once,
+also when two replicas receive the same retry at the same moment (a unique index decides).
+
+Connections come from a small pool (psycopg_pool) that checks a connection before lending it,
+so a database restart costs no failed request once the server is back. While the database
+cannot be reached, calls raise `StoreUnavailable` (the service answers 503; clients retry with
+their `event_id`).
+"""
+
+from __future__ import annotations
+
+import psycopg
+import psycopg_pool
+
+from ntr.serving.store import (
+    COLUMNS,
+    INSERTED,
+    EventStore,
+    StoreUnavailable,
+    describe,
+    events_from_rows,
+    insert_rows,
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq BIGSERIAL PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    timestamp BIGINT NOT NULL,
+    action TEXT NOT NULL,
+    watch_ms BIGINT,
+    duration_ms BIGINT,
+    reason TEXT,
+    reason_source TEXT,
+    reason_confidence DOUBLE PRECISION,
+    event_id TEXT
+);
+CREATE INDEX IF NOT EXISTS events_by_user ON events (user_id, timestamp, seq);
+CREATE UNIQUE INDEX IF NOT EXISTS events_once ON events (user_id, event_id) WHERE event_id IS NOT NULL;
+"""
+# Replicas starting together would race on CREATE ... IF NOT EXISTS (it is not atomic against
+# a concurrent create); a transaction-scoped advisory lock lets one create and the others wait.
+_SCHEMA_LOCK = 7_402_113_001
+_TYPES = {
+    "user_id": "text",
+    "item_id": "text",
+    "timestamp": "bigint",
+    "action": "text",
+    "watch_ms": "bigint",
+    "duration_ms": "bigint",
+    "reason": "text",
+    "reason_source": "text",
+    "reason_confidence": "float8",
+    "event_id": "text",
+}
+# One statement per append, whatever its size: the rows travel as one array per column, and
+# WITH ORDINALITY keeps their order, so `seq` (arrival) follows the request.
+_INSERT = (
+    f"INSERT INTO events ({', '.join(INSERTED)}) "
+    f"SELECT {', '.join(INSERTED)} FROM unnest("
+    + ", ".join(f"%s::{_TYPES[c]}[]" for c in INSERTED)
+    + f") WITH ORDINALITY AS rows ({', '.join(INSERTED)}, n) ORDER BY n "
+    "ON CONFLICT (user_id, event_id) WHERE event_id IS NOT NULL DO NOTHING"
+)
+
+
+class PostgresEventStore(EventStore):
+    """Per-user event histories in one PostgreSQL table, shared by every replica."""
+
+    def __init__(self, url: str, max_connections: int = 4, timeout_s: float = 5.0):
+        """Args:
+        url: libpq URL, `postgresql://user:password@host:port/dbname` (a `host=` query
+          parameter names a Unix socket folder).
+        max_connections: the pool's size (requests are answered one at a time per replica; the
+          reason model's thread may hold a second).
+        timeout_s: how long a call waits for a connection before `StoreUnavailable`.
+        """
+        self.location = describe(url)
+        self._pool = psycopg_pool.ConnectionPool(
+            url,
+            min_size=1,
+            max_size=max_connections,
+            timeout=timeout_s,
+            check=psycopg_pool.ConnectionPool.check_connection,
+            open=False,
+        )
+        try:
+            self._pool.open(wait=True, timeout=timeout_s)
+        except psycopg_pool.PoolTimeout as error:
+            self._pool.close()
+            raise StoreUnavailable(
+                f"cannot connect to the PostgreSQL event store at {self.location} within {timeout_s:.0f} s: "
+                "check that the server runs and that the URL's host, port, user, password and "
+                "database are right."
+            ) from error
+
+        def create(conn):
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                conn.execute(statement)
+
+        self._run(create)
+
+    def _run(self, work):
+        """`work(conn)` in one committed transaction; database outages become StoreUnavailable."""
+        try:
+            with self._pool.connection() as conn:  # commits when the block ends without error
+                return work(conn)
+        except (psycopg_pool.PoolTimeout, psycopg.OperationalError) as error:
+            raise StoreUnavailable(
+                f"the event store at {self.location} does not answer ({type(error).__name__}); "
+                "nothing of this call was stored"
+            ) from error
+
+    def append(self, user_id: str, events: list[dict]) -> int:
+        rows = insert_rows(user_id, events)
+        columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in INSERTED]
+        return self._run(lambda conn: conn.execute(_INSERT, columns).rowcount)
+
+    def history(self, user_id: str, limit: int | None = None) -> list[dict]:
+        query = (
+            f"SELECT {', '.join(COLUMNS)} FROM events WHERE user_id = %s ORDER BY timestamp DESC, seq DESC"
+        )
+        params: tuple = (user_id,)
+        if limit is not None:
+            query += " LIMIT %s"
+            params += (int(limit),)
+        return events_from_rows(self._run(lambda conn: conn.execute(query, params).fetchall()))
+
+    def count(self) -> int:
+        return self._run(lambda conn: conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+    def ping(self) -> bool:
+        try:
+            return self._run(lambda conn: conn.execute("SELECT 1").fetchone() == (1,))
+        except StoreUnavailable:
+            return False
+
+    def close(self) -> None:
+        self._pool.close()
