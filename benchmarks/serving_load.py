@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import os
 import signal
@@ -57,7 +58,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def open_loop(
-    url: str,
+    url: str | list[str],
     requests: list[tuple[str, dict]],
     rate: float,
     kill_at: int | None = None,
@@ -66,15 +67,17 @@ async def open_loop(
 ):
     """Sends `requests` at `rate`/s regardless of responses; returns (latency s, status, body) each.
 
-    With `kill_at`, SIGKILLs `process` just before request `kill_at` is sent.
+    With several urls (replicas), request i goes to `url[i % len(url)]`. With `kill_at`, SIGKILLs
+    `process` just before request `kill_at` is sent.
     """
+    urls = [url] if isinstance(url, str) else url
     results: list = [None] * len(requests)
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits, headers=headers) as client:
+    async with httpx.AsyncClient(timeout=30, limits=limits, headers=headers) as client:
 
         async def send(i: int, path: str, body: dict, scheduled: float) -> None:
             try:
-                response = await client.post(path, json=body)
+                response = await client.post(urls[i % len(urls)] + path, json=body)
                 results[i] = (time.perf_counter() - scheduled, response.status_code, response.json())
             except (httpx.TransportError, ValueError) as err:
                 results[i] = (time.perf_counter() - scheduled, None, repr(err))
@@ -127,22 +130,39 @@ def event_for(model, rng: np.random.Generator, timestamp: int, reasonless: bool 
 
 
 def load_run(
-    model_dir, index_dir, users, model, rate, seconds, rng, flags=(), negatives_rate=None, auth_on=False
+    model_dir,
+    index_dir,
+    users,
+    model,
+    rate,
+    seconds,
+    rng,
+    flags=(),
+    negatives_rate=None,
+    auth_on=False,
+    replicas=0,
 ) -> dict:
     """Open-loop load at `rate`/s (80% recommend, 20% event posts); with `negatives_rate`,
     `rate` recommends/s plus `negatives_rate` reasonless dislikes/s instead. With `auth_on`, the
-    server checks a service key on every request and applies its default rate limits."""
+    server checks a service key on every request and applies its default rate limits. With
+    `replicas` > 0, that many servers share one PostgreSQL store (pgserver) and take the
+    requests in turn."""
     from ntr.serving import auth  # noqa: PLC0415
     from ntr.serving.process import ServerProcess  # noqa: PLC0415
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, shared_store(tmp, replicas) as store:
         headers = None
         if auth_on:
             keys = os.path.join(tmp, "keys.json")
             headers = {"Authorization": f"Bearer {auth.add_key(keys, 'bench', 'service')}"}
             flags = (*flags, "--auth-keys", keys)
-        server = ServerProcess(model_dir, index_dir, os.path.join(tmp, "events.sqlite"), *flags)
+        servers = [
+            ServerProcess(model_dir, index_dir, store, *flags, log_path=os.path.join(tmp, f"serve-{i}.log"))
+            for i in range(max(replicas, 1))
+        ]
+        server = servers[0]
         try:
+            # Loaded through the first replica; the others read the same store.
             with httpx.Client(base_url=server.url, timeout=60, headers=headers) as client:
                 for user, history in users.items():
                     response = client.post("/v1/events", json={"user_id": user, "events": history})
@@ -162,12 +182,13 @@ def load_run(
             # One second of the same load first opens the client's connections; not counted.
             warm = int(rate)
             start = time.perf_counter()
+            urls = [s.url for s in servers]
             results = quiet_gc(
-                lambda: asyncio.run(open_loop(server.url, requests[:warm] + requests, rate, headers=headers))
+                lambda: asyncio.run(open_loop(urls, requests[:warm] + requests, rate, headers=headers))
             )[warm:]
             wall = time.perf_counter() - start - warm / rate
         finally:
-            graceful = server.stop_gracefully()
+            graceful = all([s.stop_gracefully() for s in servers])
     latency = {
         path: [r[0] * 1000 for (p, _), r in zip(requests, results, strict=True) if p == path and r[1] == 200]
         for path in ("/v1/recommend", "/v1/events")
@@ -202,12 +223,11 @@ def in_process_reference(model, index, users, repeats: int) -> list[float]:
     return out
 
 
-def kill_run(model_dir, index_dir, model, rate, kill_after, rng) -> dict:
+def kill_run(model_dir, index_dir, model, rate, kill_after, rng, postgres=False) -> dict:
     from ntr.serving.process import ServerProcess  # noqa: PLC0415
 
-    with tempfile.TemporaryDirectory() as tmp:
-        db = os.path.join(tmp, "events.sqlite")
-        server = ServerProcess(model_dir, index_dir, db)
+    with tempfile.TemporaryDirectory() as tmp, shared_store(tmp, 1 if postgres else 0) as db:
+        server = ServerProcess(model_dir, index_dir, db, log_path=os.path.join(tmp, "serve.log"))
         total = int(rate * kill_after)
         requests = [
             ("/v1/events", {"user_id": f"k{i}", "events": [event_for(model, rng, 2_000_000_000 + i)]})
@@ -218,8 +238,7 @@ def kill_run(model_dir, index_dir, model, rate, kill_after, rng) -> dict:
         )
         server.stop(signal.SIGKILL)
         acknowledged = {f"k{i}" for i, r in enumerate(results) if r[1] == 200}
-        with sqlite3.connect(db) as handle:
-            stored = {row[0] for row in handle.execute("SELECT user_id FROM events")}
+        stored = stored_users(db)
     return {
         "sent": total,
         "acknowledged": len(acknowledged),
@@ -227,6 +246,55 @@ def kill_run(model_dir, index_dir, model, rate, kill_after, rng) -> dict:
         "lost": len(acknowledged - stored),
         "stored_unacknowledged": len(stored - acknowledged),
     }
+
+
+@contextlib.contextmanager
+def shared_store(tmp: str, replicas: int):
+    """The store's location: a SQLite file in `tmp`, or with `replicas` > 0 the URL of a real
+    PostgreSQL (pgserver's bundled server) in `tmp`, stopped afterwards."""
+    if replicas == 0:
+        yield os.path.join(tmp, "events.sqlite")
+        return
+    import pgserver  # noqa: PLC0415
+
+    server = pgserver.get_server(os.path.join(tmp, "pg"), cleanup_mode="stop")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+def stored_users(db: str) -> set[str]:
+    if "://" in db:
+        import psycopg  # noqa: PLC0415
+
+        with psycopg.connect(db) as handle:
+            return {row[0] for row in handle.execute("SELECT user_id FROM events")}
+    with sqlite3.connect(db) as handle:
+        return {row[0] for row in handle.execute("SELECT user_id FROM events")}
+
+
+def replica_lines(replicated: dict, kill: dict, args) -> list[str]:
+    """The arm with two replicas over one PostgreSQL store, same load in total."""
+    rec, ev = replicated["latency_ms"]["/v1/recommend"], replicated["latency_ms"]["/v1/events"]
+    return [
+        f"Two replicas over one PostgreSQL store (`ntr serve --db postgresql://...`, PostgreSQL 16 from "
+        f"pgserver on the same machine, Unix socket): the same {args.rate:.0f} requests/s in total, taken in "
+        f"turn ({replicated['errors']} errors of {replicated['sent']} sent; graceful shutdown "
+        f"{'clean' if replicated['graceful'] else 'NOT clean'}). Client, both replicas and the database share "
+        "the 2 cores.\n",
+        "| what | p50 ms | p99 ms | requests |",
+        "|---|---|---|---|",
+        f"| HTTP POST /v1/recommend, 2 replicas, PostgreSQL | {percentile(rec, 50):.2f} | "
+        f"{percentile(rec, 99):.2f} | {len(rec)} |",
+        f"| HTTP POST /v1/events, 2 replicas, PostgreSQL | {percentile(ev, 50):.2f} | {percentile(ev, 99):.2f} | "
+        f"{len(ev)} |",
+        "",
+        f"Kill -9 of a replica on PostgreSQL mid-load ({args.rate:.0f} event posts/s, SIGKILL after "
+        f"{kill['sent'] // 2} were sent): {kill['acknowledged']} acknowledged, {kill['stored']} stored, "
+        f"**{kill['lost']} acknowledged events lost**, {kill['stored_unacknowledged']} stored whose reply never "
+        "arrived.\n",
+    ]
 
 
 def reasons_lines(arm: dict, args) -> list[str]:
@@ -280,6 +348,11 @@ def main() -> None:
         "--no-auth-arm", action="store_true", help="skip the arm with authentication and rate limits on"
     )
     parser.add_argument(
+        "--replicas-arm",
+        action="store_true",
+        help="add the arm with two replicas over one PostgreSQL store (and its kill test)",
+    )
+    parser.add_argument(
         "--negatives-rate",
         type=float,
         default=50,
@@ -304,6 +377,12 @@ def main() -> None:
     if not args.no_auth_arm:
         secured = load_run(model_dir, index_dir, users, model, args.rate, args.seconds, rng, auth_on=True)
     kill = kill_run(model_dir, index_dir, model, args.rate, args.kill_after, rng)
+    replicated = replicated_kill = None
+    if args.replicas_arm:
+        replicated = load_run(model_dir, index_dir, users, model, args.rate, args.seconds, rng, replicas=2)
+        replicated_kill = kill_run(
+            model_dir, index_dir, model, args.rate, args.kill_after, rng, postgres=True
+        )
     arm = None
     if args.negatives_rate > 0:
         reasons_dir = args.reasons or os.path.join(args.workdir, "reasons")
@@ -337,6 +416,7 @@ def main() -> None:
             f"({load['errors']} errors of {load['sent']} sent). Graceful shutdown after the load: "
             f"{'clean' if load['graceful'] else 'NOT clean'}.\n",
             *(reasons_lines(arm, args) if arm else []),
+            *(replica_lines(replicated, replicated_kill, args) if replicated else []),
             f"Kill -9 mid-load ({args.rate:.0f} event posts/s, SIGKILL after {kill['sent'] // 2} were sent): "
             f"{kill['acknowledged']} acknowledged, {kill['stored']} stored, **{kill['lost']} acknowledged events lost**, "
             f"{kill['stored_unacknowledged']} stored whose reply never arrived (committed, killed before replying).",

@@ -182,6 +182,11 @@ NOT_JSON_VALUES = {
         '{"user_id": "\\ud800x", "events": [{"item_id": "a", "timestamp": 5, "action": "view"}]}',
     ),
     "extra key surrogate": ("/v1/recommend", '{"user_id": "alice", "\\ud800": 1}'),
+    # Valid JSON, but PostgreSQL's text cannot hold it: refused by every store alike.
+    "item NUL": (
+        "/v1/events",
+        '{"user_id": "alice", "events": [{"item_id": "a\\u0000b", "timestamp": 5, "action": "view"}]}',
+    ),
 }
 LOOSE_TYPES = {
     "timestamp true": {"item_id": "a", "timestamp": True, "action": "view"},
