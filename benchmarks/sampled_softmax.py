@@ -1,0 +1,159 @@
+"""Sampled softmax against the full one on the 10^5-item world: one change at a time.
+
+Each arm is `ntr train` of one variant on the `xl` world (10^5 items) with its `--set`
+overrides, then `ntr evaluate` on the test split (full-corpus ranking over every item). The
+table gives, per arm and seed: valid NDCG@10 per epoch, the best epoch, test NDCG@10 ± SE,
+training speed in target tokens/s (from the run's own metrics.json), and both as a ratio to the
+full-softmax arm of the same seed. Runs already done are kept (delete the arm's folder to redo
+one): the full softmax takes about 11 minutes an epoch on 2 cores.
+
+Speed is only comparable between runs that had the machine to themselves; the table says so
+next to each figure's source.
+
+    python -m benchmarks.sampled_softmax [--workdir /tmp/ntr-bench-xl] [--arms full,mix512,...]
+        [--seeds 0] [--epochs 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+
+from benchmarks.common import NTR, run, write_section
+
+# name -> (what it is, --set overrides). `model.softmax=sampled` is what `auto` picks above
+# `full_softmax_max_items`; it is written out so the arms do not move when the default does.
+ARMS = {
+    "full": ("full softmax over all items (reference)", ["model.softmax=full"]),
+    "pop512": (
+        "sampled: in-batch + 512 uniform, logQ = popularity (the default before this issue)",
+        ["model.softmax=sampled", "model.sampled_log_q=popularity", "model.num_uniform_candidates=512"],
+    ),
+    "mix512": (
+        "sampled: in-batch + 512 uniform, logQ = mixture",
+        ["model.softmax=sampled", "model.sampled_log_q=mixture", "model.num_uniform_candidates=512"],
+    ),
+    "mix2048": (
+        "sampled: in-batch + 2048 uniform, logQ = mixture",
+        ["model.softmax=sampled", "model.sampled_log_q=mixture", "model.num_uniform_candidates=2048"],
+    ),
+    "mix4096": (
+        "sampled: in-batch + 4096 uniform, logQ = mixture",
+        ["model.softmax=sampled", "model.sampled_log_q=mixture", "model.num_uniform_candidates=4096"],
+    ),
+    "mix8192": (
+        "sampled: in-batch + 8192 uniform, logQ = mixture",
+        ["model.softmax=sampled", "model.sampled_log_q=mixture", "model.num_uniform_candidates=8192"],
+    ),
+    "default": ("`ntr train` as it is now (softmax auto)", []),
+}
+
+
+def ensure_world(workdir: str, seed: int) -> None:
+    if not os.path.exists(os.path.join(workdir, "raw", "world.json")):
+        run([NTR, "generate", "--scale", "xl", "--seed", str(seed), "--workdir", workdir])
+    if not os.path.exists(os.path.join(workdir, "data", "stats.json")):
+        run([NTR, "preprocess", "--workdir", workdir])
+
+
+def train_and_evaluate(workdir: str, variant: str, arm: str, seed: int, epochs: int) -> dict:
+    """Trains and evaluates one arm (kept if already done); returns its figures."""
+    model_dir = os.path.join(workdir, "models", f"softmax-{arm}-seed{seed}")
+    report = os.path.join(workdir, "reports", f"evaluation-softmax-{arm}-seed{seed}.json")
+    sets = [flag for override in ARMS[arm][1] for flag in ("--set", override)]
+    if not os.path.exists(os.path.join(model_dir, "saved_model")):
+        run(
+            [NTR, "train", "--workdir", workdir, "--variant", variant, "--seed", str(seed), "--epochs", str(epochs),
+             "--model-dir", model_dir, "--no-progress", *sets]
+        )  # fmt: skip
+    if not os.path.exists(report):
+        run(
+            [
+                NTR,
+                "evaluate",
+                "--workdir",
+                workdir,
+                "--variant",
+                variant,
+                "--model-dir",
+                model_dir,
+                "--output",
+                report,
+            ]
+        )
+    with open(os.path.join(model_dir, "metrics.json"), encoding="utf-8") as handle:
+        metrics = json.load(handle)
+    with open(report, encoding="utf-8") as handle:
+        test = json.load(handle)["metrics"]["ndcg@10"]
+    return {
+        "valid_by_epoch": read_valid_curve(model_dir),
+        "best_epoch": metrics["best_epoch"],
+        "epochs_run": metrics["epochs_run"],
+        "tokens_per_s": metrics["targets_per_second_this_run"],
+        "test": test["mean"],
+        "se": test["se"],
+    }
+
+
+def read_valid_curve(model_dir: str) -> list[float]:
+    """Valid NDCG@10 of every epoch, from the TensorBoard log `ntr train` writes (by step, so a
+    resumed run's epochs come in order)."""
+    import tensorflow as tf  # noqa: PLC0415
+
+    points = {}
+    for path in sorted(glob.glob(os.path.join(model_dir, "logs", "events.out.tfevents.*"))):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag == "valid/ndcg@10":
+                    points[event.step] = float(tf.make_ndarray(value.tensor))
+    return [points[step] for step in sorted(points)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--workdir", default="/tmp/ntr-bench-xl", help="xl world work directory (made if missing)"
+    )
+    parser.add_argument("--variant", default="ntr", help="model variant")
+    parser.add_argument("--arms", default="full,pop512,mix512,mix4096", help=f"arms, of {sorted(ARMS)}")
+    parser.add_argument("--seeds", default="0", help="training seeds, comma-separated")
+    parser.add_argument("--epochs", type=int, default=4, help="epochs at most (early stopping applies)")
+    parser.add_argument("--section", default="sampled_softmax", help="BENCHMARKS.md section to write")
+    args = parser.parse_args()
+    arms = args.arms.split(",")
+    unknown = sorted(set(arms) - set(ARMS))
+    if unknown:
+        parser.error(f"unknown arms {unknown}; choose from {sorted(ARMS)}")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    ensure_world(args.workdir, 0)
+    results = {
+        (arm, seed): train_and_evaluate(args.workdir, args.variant, arm, seed, args.epochs)
+        for seed in seeds
+        for arm in arms
+    }
+    lines = [
+        f"World `--scale xl` (10^5 items), variant `{args.variant}`, at most {args.epochs} epochs each (early "
+        "stopping on valid NDCG@10). Test NDCG@10 over the full corpus, mean ± SE over targets. Speed is the "
+        "run's own target tokens/s (metrics.json); ratios are to the full softmax of the same seed.\n",
+        "| arm | seed | valid NDCG@10 by epoch | best epoch | test NDCG@10 | vs full | target tokens/s | speed vs full |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for seed in seeds:
+        full = results.get(("full", seed))
+        for arm in arms:
+            r = results[(arm, seed)]
+            curve = ", ".join(f"{v:.4f}" for v in r["valid_by_epoch"]) or "n/a"
+            quality = f"{r['test'] / full['test']:.3f}" if full else "n/a"
+            speed = f"{r['tokens_per_s'] / full['tokens_per_s']:.2f}×" if full else "n/a"
+            lines.append(
+                f"| {ARMS[arm][0]} | {seed} | {curve} | {r['best_epoch']} of {r['epochs_run']} | "
+                f"{r['test']:.4f} ± {r['se']:.4f} | {quality} | {r['tokens_per_s']:,.0f} | {speed} |"
+            )
+    write_section(args.section, "Sampled softmax against the full one at 10^5 items", "\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
