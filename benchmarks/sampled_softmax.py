@@ -21,7 +21,7 @@ import glob
 import json
 import os
 
-from benchmarks.common import NTR, run, write_section
+from benchmarks.common import NTR, run, tf_train_rate, train_batches, write_section
 
 # name -> (what it is, --set overrides). `model.softmax=sampled` is what `auto` picks above
 # `full_softmax_max_items`; it is written out so the arms do not move when the default does.
@@ -111,6 +111,23 @@ def read_valid_curve(model_dir: str) -> list[float]:
     return [points[step] for step in sorted(points)]
 
 
+def step_speeds(workdir: str, variant: str, arms: list[str], steps: int) -> dict[str, float]:
+    """Target tokens/s of each arm's training step over the same `steps` batches, measured back
+    to back in this process (after 3 untimed steps each), so the ratios share machine state."""
+    from ntr.retrieval.config import for_variant, with_overrides  # noqa: PLC0415
+    from ntr.retrieval.items import load_item_table  # noqa: PLC0415
+
+    data = os.path.join(workdir, "data")
+    table = load_item_table(data)
+    out = {}
+    for arm in arms:
+        config = with_overrides(for_variant(variant), ARMS[arm][1])
+        targets, seconds = tf_train_rate(config, table, train_batches(data, config, steps + 3))
+        out[arm] = targets / seconds
+        print(f"{arm}: {out[arm]:,.0f} target tokens/s over {steps} steps", flush=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -121,6 +138,15 @@ def main() -> None:
     parser.add_argument("--seeds", default="0", help="training seeds, comma-separated")
     parser.add_argument("--epochs", type=int, default=4, help="epochs at most (early stopping applies)")
     parser.add_argument("--section", default="sampled_softmax", help="BENCHMARKS.md section to write")
+    parser.add_argument(
+        "--speed-steps",
+        type=int,
+        default=30,
+        help="also time this many training steps of every arm back to back in one process (0: do not)",
+    )
+    parser.add_argument(
+        "--speed-only", action="store_true", help="only time the arms' steps (no training runs)"
+    )
     args = parser.parse_args()
     arms = args.arms.split(",")
     unknown = sorted(set(arms) - set(ARMS))
@@ -128,30 +154,49 @@ def main() -> None:
         parser.error(f"unknown arms {unknown}; choose from {sorted(ARMS)}")
     seeds = [int(s) for s in args.seeds.split(",")]
     ensure_world(args.workdir, 0)
-    results = {
-        (arm, seed): train_and_evaluate(args.workdir, args.variant, arm, seed, args.epochs)
-        for seed in seeds
-        for arm in arms
-    }
-    lines = [
-        f"World `--scale xl` (10^5 items), variant `{args.variant}`, at most {args.epochs} epochs each (early "
-        "stopping on valid NDCG@10). Test NDCG@10 over the full corpus, mean ± SE over targets. Speed is the "
-        "run's own target tokens/s (metrics.json); ratios are to the full softmax of the same seed.\n",
-        "| arm | seed | valid NDCG@10 by epoch | best epoch | test NDCG@10 | vs full | target tokens/s | speed vs full |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for seed in seeds:
-        full = results.get(("full", seed))
-        for arm in arms:
-            r = results[(arm, seed)]
-            curve = ", ".join(f"{v:.4f}" for v in r["valid_by_epoch"]) or "n/a"
-            quality = f"{r['test'] / full['test']:.3f}" if full else "n/a"
-            speed = f"{r['tokens_per_s'] / full['tokens_per_s']:.2f}×" if full else "n/a"
-            lines.append(
-                f"| {ARMS[arm][0]} | {seed} | {curve} | {r['best_epoch']} of {r['epochs_run']} | "
-                f"{r['test']:.4f} ± {r['se']:.4f} | {quality} | {r['tokens_per_s']:,.0f} | {speed} |"
-            )
-    write_section(args.section, "Sampled softmax against the full one at 10^5 items", "\n".join(lines))
+    lines = []
+    if not args.speed_only:
+        results = {
+            (arm, seed): train_and_evaluate(args.workdir, args.variant, arm, seed, args.epochs)
+            for seed in seeds
+            for arm in arms
+        }
+        lines = [
+            f"World `--scale xl` (10^5 items), variant `{args.variant}`, at most {args.epochs} epochs each (early "
+            "stopping on valid NDCG@10). Test NDCG@10 over the full corpus, mean ± SE over targets. Speed is the "
+            "run's own target tokens/s (metrics.json); ratios are to the full softmax of the same seed.\n",
+            "| arm | seed | valid NDCG@10 by epoch | best epoch | test NDCG@10 | vs full | target tokens/s | speed vs full |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for seed in seeds:
+            full = results.get(("full", seed))
+            for arm in arms:
+                r = results[(arm, seed)]
+                curve = ", ".join(f"{v:.4f}" for v in r["valid_by_epoch"]) or "n/a"
+                quality = f"{r['test'] / full['test']:.3f}" if full else "n/a"
+                speed = f"{r['tokens_per_s'] / full['tokens_per_s']:.2f}×" if full else "n/a"
+                lines.append(
+                    f"| {ARMS[arm][0]} | {seed} | {curve} | {r['best_epoch']} of {r['epochs_run']} | "
+                    f"{r['test']:.4f} ± {r['se']:.4f} | {quality} | {r['tokens_per_s']:,.0f} | {speed} |"
+                )
+    if args.speed_steps or args.speed_only:
+        speeds = step_speeds(args.workdir, args.variant, arms, args.speed_steps or 30)
+        reference = speeds.get("full")
+        lines += [
+            "",
+            f"Step speed measured back to back in one process, {args.speed_steps} steps of the same batches "
+            "per arm after 3 untimed ones (the training runs above may have shared the machine):\n",
+            "| arm | target tokens/s | vs full |",
+            "|---|---|---|",
+            *(
+                f"| {ARMS[arm][0]} | {speed:,.0f} | {f'{speed / reference:.2f}×' if reference else 'n/a'} |"
+                for arm, speed in speeds.items()
+            ),
+        ]
+    title = "Sampled softmax against the full one at 10^5 items" + (
+        " (step speed)" if args.speed_only else ""
+    )
+    write_section(args.section, title, "\n".join(lines))
     print("\n".join(lines))
 
 
