@@ -416,10 +416,10 @@ def main() -> None:
             f"({load['errors']} errors of {load['sent']} sent). Graceful shutdown after the load: "
             f"{'clean' if load['graceful'] else 'NOT clean'}.\n",
             *(reasons_lines(arm, args) if arm else []),
-            *(replica_lines(replicated, replicated_kill, args) if replicated else []),
             f"Kill -9 mid-load ({args.rate:.0f} event posts/s, SIGKILL after {kill['sent'] // 2} were sent): "
             f"{kill['acknowledged']} acknowledged, {kill['stored']} stored, **{kill['lost']} acknowledged events lost**, "
             f"{kill['stored_unacknowledged']} stored whose reply never arrived (committed, killed before replying).",
+            *(["", *replica_lines(replicated, replicated_kill, args)] if replicated else []),
         ]
     )
     title = "Recommendation service under load" + (
