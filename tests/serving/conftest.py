@@ -1,6 +1,18 @@
-"""The tiny `ntr` export and its ScaNN index, shared by the serving tests."""
+"""Serving test set-up: the tiny `ntr` export and its index, a real PostgreSQL, event helpers."""
 
 import pytest
+
+
+def watch(item: str, ts: int, event_id: str | None = None) -> dict:
+    """A fully watched event as the service takes it (with the client's `event_id` if given)."""
+    event = {
+        "item_id": item,
+        "timestamp": ts,
+        "action": "complete",
+        "watch_ms": 50_000,
+        "duration_ms": 50_000,
+    }
+    return event if event_id is None else {**event, "event_id": event_id}
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from ntr.serving.process import ServerProcess
 from ntr.serving.recommender import Recommender, RecommenderConfig
 from ntr.serving.topk import BruteForce
 from tests.conftest import fixed_reason_model
+from tests.serving.conftest import watch
 
 CONFIDENCE = 0.8  # the test model's probability of "creator", whatever the input
 CARD_THRESHOLD = 0.7
@@ -31,10 +32,6 @@ def reason_dir(tmp_path_factory, tiny_data):
 @pytest.fixture(scope="module")
 def model(tiny_export):
     return ExportedModel(tiny_export)
-
-
-def watch(item, ts):
-    return {"item_id": item, "timestamp": ts, "action": "complete", "watch_ms": 50_000, "duration_ms": 50_000}
 
 
 def creator_items(model, creator):

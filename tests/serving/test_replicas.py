@@ -11,22 +11,12 @@ import pytest
 
 from ntr.retrieval.exported import ExportedModel
 from ntr.serving.process import ServerProcess
+from tests.serving.conftest import watch
 
 
 @pytest.fixture(scope="module")
 def model(tiny_export):
     return ExportedModel(tiny_export)
-
-
-def watch(item, ts, event_id=None):
-    event = {
-        "item_id": item,
-        "timestamp": ts,
-        "action": "complete",
-        "watch_ms": 50_000,
-        "duration_ms": 50_000,
-    }
-    return event if event_id is None else {**event, "event_id": event_id}
 
 
 def replicas(n, tiny_export, url, tmp_path):

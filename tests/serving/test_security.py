@@ -13,6 +13,7 @@ from ntr.cli.main import main
 from ntr.retrieval.exported import ExportedModel
 from ntr.serving import auth
 from ntr.serving.process import ServerProcess
+from tests.serving.conftest import watch
 
 
 @pytest.fixture(scope="module")
@@ -59,17 +60,6 @@ def as_(server, creds):
     yield make
     for client in clients:
         client.close()
-
-
-def watch(item, ts, event_id=None):
-    event = {
-        "item_id": item,
-        "timestamp": ts,
-        "action": "complete",
-        "watch_ms": 50_000,
-        "duration_ms": 50_000,
-    }
-    return event if event_id is None else {**event, "event_id": event_id}
 
 
 def test_no_credentials_or_wrong_ones_get_401(as_, creds):

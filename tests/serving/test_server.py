@@ -9,6 +9,7 @@ import pytest
 
 from ntr.retrieval.exported import ExportedModel
 from ntr.serving.process import ServerProcess
+from tests.serving.conftest import watch
 
 MAX_HISTORY = 30
 MAX_BODY = 20_000
@@ -32,10 +33,6 @@ def server(tiny_export, tiny_index, tmp_path_factory):
 def client(server):
     with httpx.Client(base_url=server.url, timeout=30) as c:
         yield c
-
-
-def watch(item, ts):
-    return {"item_id": item, "timestamp": ts, "action": "complete", "watch_ms": 50_000, "duration_ms": 50_000}
 
 
 def test_health_model_and_openapi(client, model, tiny_index):
