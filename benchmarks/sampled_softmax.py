@@ -21,32 +21,25 @@ import glob
 import json
 import os
 
+from benchmarks import common
 from benchmarks.common import NTR, run, tf_train_rate, train_batches, write_section
 
-# name -> (what it is, --set overrides). `model.softmax=sampled` is what `auto` picks above
-# `full_softmax_max_items`; it is written out so the arms do not move when the default does.
+
+def sampled(log_q: str, uniform: int, note: str = "") -> tuple[str, list[str]]:
+    """A sampled-softmax arm: (what it is, --set overrides). `model.softmax=sampled` is what
+    `auto` picks above `full_softmax_max_items`; it is written out so the arm does not move when
+    the default does."""
+    return (
+        f"sampled: in-batch + {uniform} uniform, logQ = {log_q}{note}",
+        ["model.softmax=sampled", f"model.sampled_log_q={log_q}", f"model.num_uniform_candidates={uniform}"],
+    )
+
+
+# name -> (what it is, --set overrides)
 ARMS = {
     "full": ("full softmax over all items (reference)", ["model.softmax=full"]),
-    "pop512": (
-        "sampled: in-batch + 512 uniform, logQ = popularity (the default before this issue)",
-        ["model.softmax=sampled", "model.sampled_log_q=popularity", "model.num_uniform_candidates=512"],
-    ),
-    "mix512": (
-        "sampled: in-batch + 512 uniform, logQ = mixture",
-        ["model.softmax=sampled", "model.sampled_log_q=mixture", "model.num_uniform_candidates=512"],
-    ),
-    "mix2048": (
-        "sampled: in-batch + 2048 uniform, logQ = mixture",
-        ["model.softmax=sampled", "model.sampled_log_q=mixture", "model.num_uniform_candidates=2048"],
-    ),
-    "mix4096": (
-        "sampled: in-batch + 4096 uniform, logQ = mixture",
-        ["model.softmax=sampled", "model.sampled_log_q=mixture", "model.num_uniform_candidates=4096"],
-    ),
-    "mix8192": (
-        "sampled: in-batch + 8192 uniform, logQ = mixture",
-        ["model.softmax=sampled", "model.sampled_log_q=mixture", "model.num_uniform_candidates=8192"],
-    ),
+    "pop512": sampled("popularity", 512, " (the default before this issue)"),
+    **{f"mix{n}": sampled("mixture", n) for n in (512, 2048, 4096, 8192)},
     "default": ("`ntr train` as it is now (softmax auto)", []),
 }
 
@@ -60,33 +53,12 @@ def ensure_world(workdir: str, seed: int) -> None:
 
 def train_and_evaluate(workdir: str, variant: str, arm: str, seed: int, epochs: int) -> dict:
     """Trains and evaluates one arm (kept if already done); returns its figures."""
-    model_dir = os.path.join(workdir, "models", f"softmax-{arm}-seed{seed}")
-    report = os.path.join(workdir, "reports", f"evaluation-softmax-{arm}-seed{seed}.json")
-    sets = [flag for override in ARMS[arm][1] for flag in ("--set", override)]
-    if not os.path.exists(os.path.join(model_dir, "saved_model")):
-        run(
-            [NTR, "train", "--workdir", workdir, "--variant", variant, "--seed", str(seed), "--epochs", str(epochs),
-             "--model-dir", model_dir, "--no-progress", *sets]
-        )  # fmt: skip
-    if not os.path.exists(report):
-        run(
-            [
-                NTR,
-                "evaluate",
-                "--workdir",
-                workdir,
-                "--variant",
-                variant,
-                "--model-dir",
-                model_dir,
-                "--output",
-                report,
-            ]
-        )
+    suffix = f"softmax-{arm}-e{epochs}"
+    overrides = [*ARMS[arm][1], f"train.epochs={epochs}"]
+    test = common.train_and_evaluate(workdir, variant, seed, overrides, suffix)["metrics"]["ndcg@10"]
+    model_dir = os.path.join(workdir, "models", common.model_tag(variant, seed, suffix))
     with open(os.path.join(model_dir, "metrics.json"), encoding="utf-8") as handle:
         metrics = json.load(handle)
-    with open(report, encoding="utf-8") as handle:
-        test = json.load(handle)["metrics"]["ndcg@10"]
     return {
         "valid_by_epoch": read_valid_curve(model_dir),
         "best_epoch": metrics["best_epoch"],
