@@ -274,6 +274,15 @@ def stored_users(db: str) -> set[str]:
         return {row[0] for row in handle.execute("SELECT user_id FROM events")}
 
 
+def latency_row(what: str, latencies: list[float], reference: list[float] | None = None) -> str:
+    """`| what | p50 | p99 | requests |`, and with `reference` a last column: p50 as a ratio to
+    the reference's (empty for an empty reference)."""
+    row = f"| {what} | {percentile(latencies, 50):.2f} | {percentile(latencies, 99):.2f} | {len(latencies)} |"
+    if reference is None:
+        return row
+    return row + (f" {percentile(latencies, 50) / percentile(reference, 50):.2f} |" if reference else " |")
+
+
 def replica_lines(replicated: dict, kill: dict, args) -> list[str]:
     """The arm with two replicas over one PostgreSQL store, same load in total."""
     rec, ev = replicated["latency_ms"]["/v1/recommend"], replicated["latency_ms"]["/v1/events"]
@@ -285,10 +294,8 @@ def replica_lines(replicated: dict, kill: dict, args) -> list[str]:
         "the 2 cores.\n",
         "| what | p50 ms | p99 ms | requests |",
         "|---|---|---|---|",
-        f"| HTTP POST /v1/recommend, 2 replicas, PostgreSQL | {percentile(rec, 50):.2f} | "
-        f"{percentile(rec, 99):.2f} | {len(rec)} |",
-        f"| HTTP POST /v1/events, 2 replicas, PostgreSQL | {percentile(ev, 50):.2f} | {percentile(ev, 99):.2f} | "
-        f"{len(ev)} |",
+        latency_row("HTTP POST /v1/recommend, 2 replicas, PostgreSQL", rec),
+        latency_row("HTTP POST /v1/events, 2 replicas, PostgreSQL", ev),
         "",
         f"Kill -9 of a replica on PostgreSQL mid-load ({args.rate:.0f} event posts/s, SIGKILL after "
         f"{kill['sent'] // 2} were sent): {kill['acknowledged']} acknowledged, {kill['stored']} stored, "
@@ -308,9 +315,8 @@ def reasons_lines(arm: dict, args) -> list[str]:
         "recommend p99 < 25 ms.\n",
         "| what | p50 ms | p99 ms | requests |",
         "|---|---|---|---|",
-        f"| HTTP POST /v1/recommend, alongside | {percentile(rec, 50):.2f} | {percentile(rec, 99):.2f} | {len(rec)} |",
-        f"| HTTP POST /v1/events, reason predicted | {percentile(ev, 50):.2f} | {percentile(ev, 99):.2f} | "
-        f"{len(ev)} |",
+        latency_row("HTTP POST /v1/recommend, alongside", rec),
+        latency_row("HTTP POST /v1/events, reason predicted", ev),
         "",
     ]
 
@@ -319,10 +325,8 @@ def auth_rows(secured: dict, reference: list[float]) -> list[str]:
     """Table rows for the arm with a service key checked and rate limits on (same load)."""
     rec, ev = secured["latency_ms"]["/v1/recommend"], secured["latency_ms"]["/v1/events"]
     return [
-        f"| HTTP POST /v1/recommend, auth + rate limits on | {percentile(rec, 50):.2f} | {percentile(rec, 99):.2f} | "
-        f"{len(rec)} | {percentile(rec, 50) / percentile(reference, 50):.2f} |",
-        f"| HTTP POST /v1/events, auth + rate limits on | {percentile(ev, 50):.2f} | {percentile(ev, 99):.2f} | "
-        f"{len(ev)} | |",
+        latency_row("HTTP POST /v1/recommend, auth + rate limits on", rec, reference),
+        latency_row("HTTP POST /v1/events, auth + rate limits on", ev, []),
         f"| (auth arm: {secured['errors']} errors of {secured['sent']} sent; graceful shutdown "
         f"{'clean' if secured['graceful'] else 'NOT clean'}) | | | | |",
     ]
@@ -405,11 +409,9 @@ def main() -> None:
             "the server runs uvicorn with httptools + uvloop, async handlers, access log off.\n",
             "| what | p50 ms | p99 ms | requests | ratio p50 to in-process |",
             "|---|---|---|---|---|",
-            f"| in-process `Recommender.recommend` (reference, no HTTP) | {percentile(reference, 50):.2f} | "
-            f"{percentile(reference, 99):.2f} | {len(reference)} | 1.00 |",
-            f"| HTTP POST /v1/recommend | {percentile(rec, 50):.2f} | {percentile(rec, 99):.2f} | {len(rec)} | "
-            f"{percentile(rec, 50) / percentile(reference, 50):.2f} |",
-            f"| HTTP POST /v1/events | {percentile(ev, 50):.2f} | {percentile(ev, 99):.2f} | {len(ev)} | |",
+            latency_row("in-process `Recommender.recommend` (reference, no HTTP)", reference, reference),
+            latency_row("HTTP POST /v1/recommend", rec, reference),
+            latency_row("HTTP POST /v1/events", ev, []),
             *(auth_rows(secured, reference) if secured else []),
             "",
             f"Throughput: {done / load['wall']:.1f} successful requests/s of {args.rate:.0f} offered "
