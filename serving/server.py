@@ -12,14 +12,13 @@ import contextlib
 import dataclasses
 import gc
 import ipaddress
-import os
 
 from ntr.retrieval.exported import ExportedModel
 from ntr.serving.auth import Authenticator
 from ntr.serving.index import load_index
 from ntr.serving.recommender import Recommender, RecommenderConfig
 from ntr.serving.schemas import ServiceLimits
-from ntr.serving.store import describe, is_postgres, open_store
+from ntr.serving.store import describe, open_store
 from ntr.serving.topk import BruteForce
 
 
@@ -129,8 +128,6 @@ def build_app(config: ServiceConfig):
             "search": manifest["search"],
             "created": manifest.get("created"),
         }
-    if not is_postgres(config.store):
-        os.makedirs(os.path.dirname(os.path.abspath(config.store)), exist_ok=True)
     store = open_store(config.store, config.synchronous)
     reasons, recommender_config = None, config.recommender
     if config.reasons_dir is not None:

@@ -27,26 +27,7 @@ from ntr.serving.store import (
     insert_rows,
 )
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    seq BIGSERIAL PRIMARY KEY,
-    user_id TEXT NOT NULL,
-    item_id TEXT NOT NULL,
-    timestamp BIGINT NOT NULL,
-    action TEXT NOT NULL,
-    watch_ms BIGINT,
-    duration_ms BIGINT,
-    reason TEXT,
-    reason_source TEXT,
-    reason_confidence DOUBLE PRECISION,
-    event_id TEXT
-);
-CREATE INDEX IF NOT EXISTS events_by_user ON events (user_id, timestamp, seq);
-CREATE UNIQUE INDEX IF NOT EXISTS events_once ON events (user_id, event_id) WHERE event_id IS NOT NULL;
-"""
-# Replicas starting together would race on CREATE ... IF NOT EXISTS (it is not atomic against
-# a concurrent create); a transaction-scoped advisory lock lets one create and the others wait.
-_SCHEMA_LOCK = 7_402_113_001
+# Column -> PostgreSQL type: the table's columns (after `seq`) and the arrays `append` sends.
 _TYPES = {
     "user_id": "text",
     "item_id": "text",
@@ -59,6 +40,17 @@ _TYPES = {
     "reason_confidence": "float8",
     "event_id": "text",
 }
+_REQUIRED = ("user_id", "item_id", "timestamp", "action")
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS events (seq BIGSERIAL PRIMARY KEY, "
+    + ", ".join(f"{c} {t}{' NOT NULL' if c in _REQUIRED else ''}" for c, t in _TYPES.items())
+    + ");\n"
+    "CREATE INDEX IF NOT EXISTS events_by_user ON events (user_id, timestamp, seq);\n"
+    "CREATE UNIQUE INDEX IF NOT EXISTS events_once ON events (user_id, event_id) WHERE event_id IS NOT NULL;"
+)
+# Replicas starting together would race on CREATE ... IF NOT EXISTS (it is not atomic against
+# a concurrent create); a transaction-scoped advisory lock lets one create and the others wait.
+_SCHEMA_LOCK = 7_402_113_001
 # One statement per append, whatever its size: the rows travel as one array per column, and
 # WITH ORDINALITY keeps their order, so `seq` (arrival) follows the request.
 _INSERT = (

@@ -44,7 +44,7 @@ class SQLiteEventStore(EventStore):
 
     def __init__(self, path: str, synchronous: str = "NORMAL"):
         """Args:
-        path: the database file (created with its folder's write access; ":memory:" for tests
+        path: the database file (created, with its folder, if missing; ":memory:" for tests
           that need no durability).
         synchronous: SQLite's synchronous pragma, "NORMAL" or "FULL" (see the module doc).
         """
@@ -52,6 +52,7 @@ class SQLiteEventStore(EventStore):
             raise ValueError(f"synchronous must be NORMAL or FULL, got {synchronous!r}.")
         self.path = path
         if path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             _private(path)
         # One connection behind a lock: SQLite serialises writers anyway, and reads are short.
         self._lock = threading.Lock()
