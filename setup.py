@@ -39,9 +39,8 @@ INSTALL_REQUIRES = [
     "pyjwt==2.15.1",
     "cryptography==50.0.2",
     # The shared event store of several service replicas (serving/store_postgres.py): psycopg 3
-    # with its bundled libpq, and its pool. SQLite stays the default; no database server needed.
+    # with its bundled libpq. SQLite stays the default; no database server needed.
     "psycopg[binary]==3.3.9",
-    "psycopg-pool==3.3.3",
     "matplotlib==3.11.2",
     "tensorboard==2.20.0",
     "pytest==9.2.0",

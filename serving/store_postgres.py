@@ -6,16 +6,17 @@ acknowledged event survives a kill -9 of the replica and of the database server)
 come back in timestamp-then-arrival order, and a repeat of (user, event_id) is stored once,
 also when two replicas receive the same retry at the same moment (a unique index decides).
 
-Connections come from a small pool (psycopg_pool) that checks a connection before lending it,
-so a database restart costs no failed request once the server is back. While the database
+One connection, checked with an empty round trip before each call and replaced when dead, so
+a database restart costs no failed request once the server is back. While the database
 cannot be reached, calls raise `StoreUnavailable` (the service answers 503; clients retry with
 their `event_id`).
 """
 
 from __future__ import annotations
 
+import threading
+
 import psycopg
-import psycopg_pool
 
 from ntr.serving.store import (
     COLUMNS,
@@ -65,50 +66,65 @@ _INSERT = (
 class PostgresEventStore(EventStore):
     """Per-user event histories in one PostgreSQL table, shared by every replica."""
 
-    def __init__(self, url: str, max_connections: int = 4, timeout_s: float = 5.0):
+    def __init__(self, url: str, timeout_s: float = 5.0):
         """Args:
         url: libpq URL, `postgresql://user:password@host:port/dbname` (a `host=` query
           parameter names a Unix socket folder).
-        max_connections: the pool's size (requests are answered one at a time per replica; the
-          reason model's thread may hold a second).
-        timeout_s: how long a call waits for a connection before `StoreUnavailable`.
+        timeout_s: how long connecting may take before `StoreUnavailable`.
         """
         self.location = describe(url)
-        self._pool = psycopg_pool.ConnectionPool(
-            url,
-            min_size=1,
-            max_size=max_connections,
-            timeout=timeout_s,
-            check=psycopg_pool.ConnectionPool.check_connection,
-            open=False,
-        )
-        try:
-            self._pool.open(wait=True, timeout=timeout_s)
-        except psycopg_pool.PoolTimeout as error:
-            self._pool.close()
-            raise StoreUnavailable(
-                f"cannot connect to the PostgreSQL event store at {self.location} within {timeout_s:.0f} s: "
-                "check that the server runs and that the URL's host, port, user, password and "
-                "database are right."
-            ) from error
+        self._url, self._timeout_s = url, timeout_s
+        # One connection behind a lock, as in the SQLite store: a replica answers one request
+        # at a time (store calls run on its event loop; /healthz's on a thread, behind the same
+        # lock), so a pool would add nothing but its reconnection backoff, which grows during an
+        # outage and delayed recovery after it by up to that backoff (seen in the outage test).
+        self._lock = threading.Lock()
+        self._conn: psycopg.Connection | None = None
 
         def create(conn):
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 conn.execute(statement)
 
-        self._run(create)
+        try:
+            self._run(create)
+        except StoreUnavailable as error:
+            raise StoreUnavailable(
+                f"cannot connect to the PostgreSQL event store at {self.location} within {timeout_s:.0f} s: "
+                "check that the server runs and that the URL's host, port, user, password and "
+                "database are right."
+            ) from error
+
+    def _connection(self) -> psycopg.Connection:
+        """The open connection, checked with an empty round trip (a database restart leaves it
+        dead), or a new one. Called with the lock held."""
+        if self._conn is not None:
+            try:
+                self._conn.execute("")
+                return self._conn
+            except psycopg.OperationalError:
+                self._conn.close()
+                self._conn = None
+        self._conn = psycopg.connect(
+            self._url, autocommit=True, connect_timeout=max(1, round(self._timeout_s))
+        )
+        return self._conn
 
     def _run(self, work):
         """`work(conn)` in one committed transaction; database outages become StoreUnavailable."""
-        try:
-            with self._pool.connection() as conn:  # commits when the block ends without error
-                return work(conn)
-        except (psycopg_pool.PoolTimeout, psycopg.OperationalError) as error:
-            raise StoreUnavailable(
-                f"the event store at {self.location} does not answer ({type(error).__name__}); "
-                "nothing of this call was stored"
-            ) from error
+        with self._lock:
+            try:
+                conn = self._connection()
+                with conn.transaction():  # BEGIN ... COMMIT, or ROLLBACK on an error
+                    return work(conn)
+            except psycopg.OperationalError as error:
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
+                raise StoreUnavailable(
+                    f"the event store at {self.location} does not answer ({type(error).__name__}); "
+                    "nothing of this call was stored"
+                ) from error
 
     def append(self, user_id: str, events: list[dict]) -> int:
         rows = insert_rows(user_id, events)
@@ -135,4 +151,7 @@ class PostgresEventStore(EventStore):
             return False
 
     def close(self) -> None:
-        self._pool.close()
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
