@@ -25,21 +25,28 @@ from benchmarks import common
 from benchmarks.common import NTR, run, tf_train_rate, train_batches, write_section
 
 
-def sampled(log_q: str, uniform: int, note: str = "") -> tuple[str, list[str]]:
+def sampled(log_q: str, uniform: int, optimizer: str = "adam", note: str = "") -> tuple[str, list[str]]:
     """A sampled-softmax arm: (what it is, --set overrides). `model.softmax=sampled` is what
-    `auto` picks above `full_softmax_max_items`; it is written out so the arm does not move when
-    the default does."""
+    `auto` picks above `full_softmax_max_items`; it and the optimizer are written out so the arm
+    does not move when the defaults do."""
     return (
-        f"sampled: in-batch + {uniform} uniform, logQ = {log_q}{note}",
-        ["model.softmax=sampled", f"model.sampled_log_q={log_q}", f"model.num_uniform_candidates={uniform}"],
+        f"sampled: in-batch + {uniform} uniform, logQ = {log_q}, {optimizer}{note}",
+        [
+            "model.softmax=sampled",
+            f"model.sampled_log_q={log_q}",
+            f"model.num_uniform_candidates={uniform}",
+            f"train.optimizer={optimizer}",
+        ],
     )
 
 
 # name -> (what it is, --set overrides)
 ARMS = {
     "full": ("full softmax over all items (reference)", ["model.softmax=full"]),
-    "pop512": sampled("popularity", 512, " (the default before this issue)"),
+    "pop512": sampled("popularity", 512, note=" (the default before this issue)"),
     **{f"mix{n}": sampled("mixture", n) for n in (512, 2048, 4096, 8192)},
+    **{f"mix{n}-lazy": sampled("mixture", n, "lazy_adam") for n in (512, 4096)},
+    "pop512-lazy": sampled("popularity", 512, "lazy_adam"),
     "default": ("`ntr train` as it is now (softmax auto)", []),
 }
 

@@ -81,6 +81,7 @@ VARIANT_DEFAULTS: dict[str, Any] = dict(
 HISTORY_FORMS = ("target", "corpus", "topk")
 STRATEGIES = ("default", "mirrored", "one_device", "multi_worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+OPTIMIZERS = ("auto", "adam", "lazy_adam")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -268,6 +269,8 @@ class TrainConfig:
     Attributes:
       batch_size: global batch of sequence windows (split across replicas).
       learning_rate: Adam learning rate.
+      optimizer: `adam`, `lazy_adam` (sparse updates move only the rows a batch touched; see
+        retrieval/optimizer.py) or `auto` (`lazy_adam` under a sampled softmax, else `adam`).
       epochs: maximum passes over the train split.
       patience: epochs without a better validation NDCG@10 before stopping.
       checkpoint_every: steps between checkpoints (also saved at each epoch end).
@@ -283,6 +286,7 @@ class TrainConfig:
 
     batch_size: int = 64
     learning_rate: float = 1e-3
+    optimizer: str = "adam"
     epochs: int = 10
     patience: int = 2
     checkpoint_every: int = 100
@@ -295,6 +299,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy {self.strategy!r} is not one of {STRATEGIES}.")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer {self.optimizer!r} is not one of {OPTIMIZERS}.")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision {self.precision!r} is not one of {PRECISIONS}.")
         if self.batch_size < 1 or self.epochs < 1 or self.checkpoint_every < 1:

@@ -28,6 +28,7 @@ from ntr.retrieval.distribute import (
 from ntr.retrieval.evaluate import validation_ndcg
 from ntr.retrieval.items import ItemTable, load_item_table
 from ntr.retrieval.model import NTRModel
+from ntr.retrieval.optimizer import make_optimizer
 from ntr.retrieval.reaction import apply_reaction, fit_reaction
 from ntr.tfenv import tf
 
@@ -207,7 +208,7 @@ def train(
     precision = apply_precision(config.train.precision, log if chief else lambda _: None)
     with strategy.scope():
         model = build_model(config, data_dir, table)
-        optimizer = tf.keras.optimizers.Adam(config.train.learning_rate)
+        optimizer = make_optimizer(config.train.optimizer, config.train.learning_rate, not model.full_softmax)
         if precision == "mixed_float16":
             optimizer = tf.keras.mixed_precision.LossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_variables)

@@ -34,6 +34,8 @@ def test_round_trip_and_overrides():
         with_overrides(config, ["epochs=3"])
     with pytest.raises(ValueError, match="multiple of num_heads"):
         with_overrides(config, ["model.dim=33"])
+    with pytest.raises(ValueError, match="lazy_adam"):
+        with_overrides(config, ["train.optimizer=sgd"])
     with pytest.raises(ValueError, match="unknown variant"):
         for_variant("ntr+reasons")
 
