@@ -112,6 +112,32 @@ def run(cmd: list[str]) -> None:
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
 
+def run_measured(cmd: list[str]) -> tuple[float, float]:
+    """Runs `cmd` to completion; returns (wall seconds, peak resident memory in MiB). The peak is
+    the largest resident set of the process and of the children it waited for (Linux
+    `wait4` rusage), so a stage that forks workers is counted by its largest one."""
+    print("+", " ".join(cmd), flush=True)
+    start = time.perf_counter()
+    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise subprocess.CalledProcessError(process.returncode, cmd)
+    return time.perf_counter() - start, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+
+
+def process_peak_mib(pid: int) -> float | None:
+    """Peak resident memory (VmHWM) of a running process in MiB, or None where /proc has none."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
 def prepare(name: str, workdir: str, datasets_dir: str) -> None:
     if os.path.exists(os.path.join(workdir, "data", "stats.json")):
         return

@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import json
 import os
 import signal
 import sqlite3
@@ -33,7 +34,7 @@ import time
 import httpx
 import numpy as np
 
-from benchmarks.common import write_section
+from benchmarks.common import process_peak_mib, write_section
 
 RECOMMEND_SHARE = 0.8
 
@@ -188,6 +189,7 @@ def load_run(
             )[warm:]
             wall = time.perf_counter() - start - warm / rate
         finally:
+            peaks = [process_peak_mib(s.process.pid) for s in servers]
             graceful = all([s.stop_gracefully() for s in servers])
     latency = {
         path: [r[0] * 1000 for (p, _), r in zip(requests, results, strict=True) if p == path and r[1] == 200]
@@ -206,6 +208,7 @@ def load_run(
         "wall": wall,
         "graceful": graceful,
         "predicted": predicted,
+        "server_peak_mib": max((p for p in peaks if p is not None), default=None),
     }
 
 
@@ -356,6 +359,7 @@ def main() -> None:
         action="store_true",
         help="add the arm with two replicas over one PostgreSQL store (and its kill test)",
     )
+    parser.add_argument("--json", help="also write the main arm's figures to this JSON file")
     parser.add_argument(
         "--negatives-rate",
         type=float,
@@ -416,7 +420,9 @@ def main() -> None:
             "",
             f"Throughput: {done / load['wall']:.1f} successful requests/s of {args.rate:.0f} offered "
             f"({load['errors']} errors of {load['sent']} sent). Graceful shutdown after the load: "
-            f"{'clean' if load['graceful'] else 'NOT clean'}.\n",
+            f"{'clean' if load['graceful'] else 'NOT clean'}. Server peak resident memory: "
+            + (f"{load['server_peak_mib']:,.0f} MiB" if load["server_peak_mib"] else "n/a")
+            + ".\n",
             *(reasons_lines(arm, args) if arm else []),
             f"Kill -9 mid-load ({args.rate:.0f} event posts/s, SIGKILL after {kill['sent'] // 2} were sent): "
             f"{kill['acknowledged']} acknowledged, {kill['stored']} stored, **{kill['lost']} acknowledged events lost**, "
@@ -429,6 +435,18 @@ def main() -> None:
     )
     write_section(args.section, title, body)
     print(body)
+    if args.json:
+        summary = {
+            "recommend_p50_ms": percentile(rec, 50),
+            "recommend_p99_ms": percentile(rec, 99),
+            "events_p99_ms": percentile(ev, 99),
+            "errors": load["errors"],
+            "sent": load["sent"],
+            "rate": args.rate,
+            "server_peak_mib": load["server_peak_mib"],
+        }
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(summary, handle, indent=2)
 
 
 if __name__ == "__main__":

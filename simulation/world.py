@@ -102,6 +102,10 @@ SCALES = {
     "xl": dict(
         n_users=100_000, n_items=100_000, n_creators=10_000, events_per_user=10.5, min_events_per_user=4
     ),
+    # 10^6 items, ~3*10^6 events: what one 2-core machine does end to end (benchmarks.catalogue_scale).
+    "xxl": dict(
+        n_users=300_000, n_items=1_000_000, n_creators=100_000, events_per_user=10.5, min_events_per_user=4
+    ),
 }
 
 
