@@ -18,17 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 
-from benchmarks.common import NTR, qps, run, tf_train_rate, train_batches, write_section
+from benchmarks.common import NTR, qps, run_measured, tf_train_rate, train_batches, write_section
 
 K = 10
-
-
-def timed(cmd: list[str]) -> float:
-    start = time.perf_counter()
-    run(cmd)
-    return time.perf_counter() - start
 
 
 def full_softmax_rate(workdir: str, steps: int) -> tuple[float, float]:
@@ -82,13 +75,13 @@ def main() -> None:
     base = [NTR]
     seconds = {}
     if not os.path.exists(os.path.join(w, "raw", "world.json")):
-        seconds["generate"] = timed(
+        seconds["generate"], _ = run_measured(
             [*base, "generate", "--scale", "xl", "--seed", str(args.seed), "--workdir", w]
         )
     if not os.path.exists(os.path.join(w, "data", "stats.json")):
-        seconds["preprocess"] = timed([*base, "preprocess", "--workdir", w])
+        seconds["preprocess"], _ = run_measured([*base, "preprocess", "--workdir", w])
     if not os.path.exists(os.path.join(w, "models", "ntr", "saved_model")):
-        seconds["train"] = timed(
+        seconds["train"], _ = run_measured(
             [
                 *base,
                 "train",
@@ -104,21 +97,21 @@ def main() -> None:
             ]
         )
     if not os.path.exists(os.path.join(w, "reports", "evaluation-ntr.json")):
-        seconds["evaluate"] = timed([*base, "evaluate", "--workdir", w, "--variant", "ntr"])
+        seconds["evaluate"], _ = run_measured([*base, "evaluate", "--workdir", w, "--variant", "ntr"])
     if not os.path.exists(os.path.join(w, "index", "manifest.json")):
-        seconds["index"] = timed(
+        seconds["index"], _ = run_measured(
             [*base, "index", "--workdir", w, "--variant", "ntr", "--k", str(K), "--target-recall", "0.95",
              "--no-tf-serving"]
         )  # fmt: skip
     full_dir = os.path.join(w, "models", "ntr-full-softmax")
     full_report = os.path.join(w, "reports", "evaluation-ntr-full-softmax.json")
     if args.full_softmax_epochs and not os.path.exists(os.path.join(full_dir, "saved_model")):
-        seconds["train full softmax"] = timed(
+        seconds["train full softmax"], _ = run_measured(
             [*base, "train", "--workdir", w, "--variant", "ntr", "--seed", str(args.seed), "--epochs",
              str(args.full_softmax_epochs), "--set", "model.softmax=full", "--model-dir", full_dir, "--no-progress"]
         )  # fmt: skip
     if args.full_softmax_epochs and not os.path.exists(full_report):
-        seconds["evaluate full softmax"] = timed(
+        seconds["evaluate full softmax"], _ = run_measured(
             [
                 *base,
                 "evaluate",
