@@ -50,11 +50,18 @@ class LazyAdam(tf.keras.optimizers.Adam):
         return None
 
 
-def make_optimizer(name: str, learning_rate: float, sparse_rows: bool) -> tf.keras.optimizers.Optimizer:
-    """The optimizer `train.optimizer` names; `auto` is `lazy_adam` where the item rows get sparse
-    gradients (`sparse_rows`: a sampled softmax), else `adam`."""
+def resolve_optimizer(name: str, sparse_rows: bool) -> str:
+    """The optimizer `train.optimizer` stands for: `auto` is `lazy_adam` where the item rows get
+    sparse gradients (`sparse_rows`: a sampled softmax), else `adam`."""
     if name not in OPTIMIZERS:
         raise ValueError(f"train.optimizer must be one of {OPTIMIZERS}, got {name!r}.")
-    if name == "lazy_adam" or (name == "auto" and sparse_rows):
+    if name == "auto":
+        return "lazy_adam" if sparse_rows else "adam"
+    return name
+
+
+def make_optimizer(name: str, learning_rate: float, sparse_rows: bool) -> tf.keras.optimizers.Optimizer:
+    """The optimizer `train.optimizer` names (see `resolve_optimizer`)."""
+    if resolve_optimizer(name, sparse_rows) == "lazy_adam":
         return LazyAdam(learning_rate)
     return tf.keras.optimizers.Adam(learning_rate)

@@ -28,7 +28,7 @@ from ntr.retrieval.distribute import (
 from ntr.retrieval.evaluate import validation_ndcg
 from ntr.retrieval.items import ItemTable, load_item_table
 from ntr.retrieval.model import NTRModel
-from ntr.retrieval.optimizer import make_optimizer
+from ntr.retrieval.optimizer import make_optimizer, resolve_optimizer
 from ntr.retrieval.reaction import apply_reaction, fit_reaction
 from ntr.tfenv import tf
 
@@ -294,6 +294,7 @@ def train(
     elapsed = time.perf_counter() - started
     summary = {
         "precision": precision,
+        "optimizer": resolve_optimizer(config.train.optimizer, not model.full_softmax),
         "best_epoch": int(state["best_epoch"]) + 1,
         "epochs_run": int(state["epoch"]),
         "steps": int(state["step"]),

@@ -136,15 +136,16 @@ def test_killed_run_resumes_to_the_same_result(tiny_data, tmp_path):
     assert b["valid_ndcg@10"] == pytest.approx(a["valid_ndcg@10"], abs=1e-3)
 
 
-def test_mirrored_strategy_over_two_logical_cpus(tiny_data, tmp_path):
+@pytest.mark.parametrize("softmax", ["full", "sampled"])  # sampled: train.optimizer auto = LazyAdam
+def test_mirrored_strategy_over_two_logical_cpus(tiny_data, tmp_path, softmax):
     model_dir = tmp_path / "mirrored"
-    subprocess.run(
-        ntr_train(tiny_data, str(model_dir), "--strategy", "mirrored", "--cpu-devices", "2", "--epochs", "1"),
-        check=True,
-        capture_output=True,
+    command = ntr_train(
+        tiny_data, str(model_dir), "--strategy", "mirrored", "--cpu-devices", "2", "--epochs", "1"
     )
+    subprocess.run([*command, "--set", f"model.softmax={softmax}"], check=True, capture_output=True)
     summary = json.loads((model_dir / "metrics.json").read_text())
     assert summary["num_replicas"] == 2 and 0 < summary["valid_ndcg@10"] <= 1
+    assert summary["optimizer"] == {"full": "adam", "sampled": "lazy_adam"}[softmax]
     assert (model_dir / "saved_model" / "saved_model.pb").exists()
 
 
