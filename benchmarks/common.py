@@ -42,6 +42,8 @@ DATASETS = {
         "preprocess": [],
         "generate": ["--catalogue", "{datasets}/kuairand_pure_meta"],
     },
+    # The 10^5-item catalogue (sampled softmax under `auto`); named explicitly, never a default.
+    "world_xl": {"variants": ALL_VARIANTS, "preprocess": [], "generate": ["--scale", "xl"]},
     "ml100k": {
         "variants": REAL_VARIANTS,
         "preprocess": [

@@ -32,6 +32,7 @@ BRANCHES = {
     "world": ("creator", "topic", "quality"),
     "world_mix": ("creator", "topic", "quality"),
     "world_kuairand": ("creator", "topic", "quality"),
+    "world_xl": ("creator", "topic", "quality"),
     "ml100k": ("none", "creator", "topic"),
     "kuairand_pure": ("none", "creator", "topic"),
     "kuairand": (),
@@ -40,6 +41,7 @@ TITLES = {
     "world": "default world",
     "world_mix": "world, `--policy mix`",
     "world_kuairand": "world on the KuaiRand-Pure catalogue",
+    "world_xl": "world at 10^5 items (`--scale xl`, sampled softmax)",
     "ml100k": "ml-100k + directors",
     "kuairand_pure": "KuaiRand-Pure",
     "kuairand": "KuaiRand-27K like/hate",
@@ -334,7 +336,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default="/tmp/ntr-bench", help="work directories go under here")
     parser.add_argument(
-        "--datasets", default=",".join(BRANCHES), help=f"comma-separated: {', '.join(BRANCHES)}"
+        "--datasets",
+        default=",".join(n for n in BRANCHES if n != "world_xl"),
+        help=f"comma-separated: {', '.join(BRANCHES)} (world_xl, 10^5 items, only when named)",
     )
     parser.add_argument("--datasets-dir", default=DATASETS_DIR, help="public datasets (env NTR_DATASETS)")
     parser.add_argument(
