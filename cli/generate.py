@@ -22,6 +22,7 @@ _OVERRIDES = {
     "policy": "policy",
     "trigger_rate": "trigger_rate",
     "reason_given_share": "reason_given_share",
+    "random_share": "random_share",
     "feed_creator_share": "feed_creator_share",
     "aversion_persistence": "aversion_persistence",
     "hated_in_liked_share": "hated_in_liked_share",
@@ -56,6 +57,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trigger-rate", type=float, help="scales explicit-feedback probabilities")
     parser.add_argument(
         "--reason-given-share", type=float, help="share of explicit negatives that state their reason"
+    )
+    parser.add_argument(
+        "--random-share",
+        type=float,
+        help="share of exposures shown uniformly at random, logged is_random (default 0.03)",
     )
     parser.add_argument(
         "--catalogue", help="real item catalogue: the kuairand_pure_meta folder (README: Public datasets)"

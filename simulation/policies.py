@@ -35,6 +35,17 @@ class Policy(Protocol):
     def observe(self, users: np.ndarray, items: np.ndarray, labels: np.ndarray, actions: np.ndarray) -> None:
         """Feedback for the items just shown ([n] each; Label names and action names)."""
 
+    def propensity(self, users: np.ndarray, seen: np.ndarray, items: np.ndarray) -> np.ndarray | None:
+        """The probability that `recommend` (in its present state) returns each of `items`.
+
+        Args:
+          users, seen: as for `recommend` (called before `observe` of the same step).
+          items: [n] item indices, one per user.
+
+        Returns:
+          [n] probabilities, or None where the policy has no closed form.
+        """
+
 
 class RandomPolicy:
     """Uniform over the catalogue: no exposure bias (a reference point)."""
@@ -48,6 +59,9 @@ class RandomPolicy:
     def observe(self, users, items, labels, actions):
         pass
 
+    def propensity(self, users, seen, items):
+        return np.full(len(items), 1.0 / self._n_items)
+
 
 class PopularityPolicy:
     """Items drawn by popularity: strong exposure bias, no personalisation."""
@@ -60,6 +74,9 @@ class PopularityPolicy:
 
     def observe(self, users, items, labels, actions):
         pass
+
+    def propensity(self, users, seen, items):
+        return _draw_probability(self._cdf, items)
 
 
 class _Groups:
@@ -129,6 +146,11 @@ class MixPolicy:
         reward = np.array([_FEEDBACK[label] for label in labels], dtype=np.float32)
         np.add.at(self._pref, (users, self._cat.categories[items, 0]), 0.3 * reward)
         self._pref[users] *= 0.995  # old feedback fades
+
+    def propensity(self, users, seen, items):
+        # The winner of 32 random candidates under Gumbel noise has no closed form; an estimate
+        # by re-drawing would give rare items a propensity of 0 (an infinite IPS weight).
+        return None
 
 
 class FeedPolicy:
@@ -215,6 +237,66 @@ class FeedPolicy:
         first = np.where(fresh.any(axis=1), fresh.argmax(axis=1), c - 1)
         return cand[np.arange(n), first]
 
+    def propensity(self, users, seen, items):
+        """Exact: each of the `candidates` draws comes from the same mixture q over items; the
+        first draw not in `seen` is shown, else the last draw. With S = q(seen), an item not in
+        `seen` is shown with q(i) (1 - S^c) / (1 - S), one in `seen` with q(i) S^(c-1)."""
+        ranked = np.sort(seen, axis=1)  # each seen item's q counts once towards S
+        repeat = np.zeros_like(ranked, dtype=bool)
+        repeat[:, 1:] = ranked[:, 1:] == ranked[:, :-1]
+        ranked[repeat] = -1
+        q_seen = np.where(ranked >= 0, self._draw_probability(users, np.maximum(ranked, 0)), 0.0)
+        s = np.minimum(q_seen.sum(axis=1), 1.0)  # [n]
+        q = self._draw_probability(users, items[:, None])[:, 0]
+        c = self._candidates
+        in_seen = (seen == items[:, None]).any(axis=1)
+        fresh = np.where(s < 1.0, (1.0 - s**c) / np.maximum(1.0 - s, 1e-300), float(c))
+        return q * np.where(in_seen, s ** (c - 1), fresh)
+
+    def _draw_probability(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """q: the probability that one candidate draw for each user is each item.
+
+        Args:
+          users: [n] user indices.
+          items: [n, m] item indices.
+
+        Returns:
+          [n, m] probabilities.
+        """
+        cat = self._cat
+        shares = np.diff(self._source_cdf, prepend=0.0)  # creator, category, follow, popularity, explore
+        popular = _draw_probability(self._cdf, items)
+        engaged = self._engaged[users]  # [n, r]
+        count = np.minimum(self._engaged_next[users], engaged.shape[1])
+        # The age of a continuation's starting item: geometric, capped at the oldest filled slot.
+        ages = np.arange(engaged.shape[1])
+        age_p = self._recency * (1.0 - self._recency) ** ages[None, :]
+        capped = ages[None, :] == np.maximum(count - 1, 0)[:, None]
+        age_p = np.where(capped, (1.0 - self._recency) ** ages[None, :], age_p)
+        age_p = np.where(ages[None, :] < count[:, None], age_p, 0.0)  # [n, r]
+        slot = (self._engaged_next[users][:, None] - 1 - ages[None, :]) % engaged.shape[1]
+        start = np.maximum(np.take_along_axis(engaged, slot, axis=1), 0)  # [n, r] by age
+        same_creator = cat.creator[start][:, None, :] == cat.creator[items][:, :, None]  # [n, m, r]
+        by_creator = (same_creator * (age_p / self._by_creator.count[cat.creator[start]])[:, None, :]).sum(2)
+        start_cat = cat.categories[start, 0]
+        same_cat = start_cat[:, None, :] == cat.categories[items, 0][:, :, None]
+        by_category = (same_cat * (age_p / self._by_category.count[start_cat])[:, None, :]).sum(2)
+        has_engaged = (count > 0)[:, None]
+        follows = self._follows[users]  # [n, 8] creators or -1
+        filled = follows >= 0
+        per_slot = filled / np.maximum(filled.sum(axis=1, keepdims=True), 1)
+        per_slot = per_slot / np.maximum(self._by_creator.count[np.maximum(follows, 0)], 1)
+        followed = follows[:, None, :] == cat.creator[items][:, :, None]
+        by_follow = (followed * per_slot[:, None, :]).sum(2)
+        has_follow = filled.any(axis=1)[:, None]
+        return (
+            shares[0] * np.where(has_engaged, by_creator, popular)
+            + shares[1] * np.where(has_engaged, by_category, popular)
+            + shares[2] * np.where(has_follow, by_follow, popular)
+            + shares[3] * popular
+            + shares[4] / cat.n_items
+        )
+
     def observe(self, users, items, labels, actions):
         labels, actions = np.asarray(labels), np.asarray(actions)
         engaged = labels != "IMPLICIT_NEGATIVE"  # explicit negatives count, whatever the watch
@@ -225,6 +307,13 @@ class FeedPolicy:
         u = users[follow]
         self._follows[u, self._follows_next[u] % self._follows.shape[1]] = self._cat.creator[items[follow]]
         self._follows_next[u] += 1
+
+
+def _draw_probability(cdf: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """The probability that `min(searchsorted(cdf, u), last)` with u ~ U[0, 1) is each of `items`."""
+    mass = np.diff(cdf, prepend=0.0)
+    mass[-1] += max(0.0, 1.0 - cdf[-1])  # draws past the last step land on the last item
+    return mass[items]
 
 
 def _pick_recent(

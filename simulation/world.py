@@ -51,6 +51,10 @@ class WorldConfig:
       offensive_share: share of offensive items.
       reason_given_share: share of explicit negatives whose `reason` is filled in (the rest
         have `reason` null; `true_reason` is always there).
+      random_share: share of exposures shown uniformly at random instead of by the policy
+        (logged `is_random`, as KuaiRand's random-exposure slice): the unbiased slice offline
+        evaluation reads. Drawn from a second generator, so that turning it on does not
+        shift the draws of the policy and the users.
       catalogue_path: a KuaiRand-Pure metadata folder to take real items from, or "".
       skip_rule: the skip rule, used to report the skip rate and the true reason of skips
         (the pipeline applies its own, by default the same).
@@ -74,6 +78,7 @@ class WorldConfig:
     clickbait_share: float = 0.08
     offensive_share: float = 0.02
     reason_given_share: float = 1.0
+    random_share: float = 0.03
     catalogue_path: str = ""
     skip_rule: LabelConfig = dataclasses.field(default_factory=LabelConfig)
 
@@ -82,7 +87,13 @@ class WorldConfig:
             raise ValueError("n_users, n_items, n_creators and n_categories must be >= 1.")
         if self.events_per_user < 1 or self.min_events_per_user < 1:
             raise ValueError("events_per_user and min_events_per_user must be >= 1.")
-        shares = ("reason_given_share", "aversion_persistence", "hated_in_liked_share", "feed_creator_share")
+        shares = (
+            "reason_given_share",
+            "aversion_persistence",
+            "hated_in_liked_share",
+            "feed_creator_share",
+            "random_share",
+        )
         for name in shares:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}.")
@@ -185,6 +196,8 @@ class WorldLog:
     reason: np.ndarray  # reason names or "" for none
     true_reason: np.ndarray  # hidden cause of negatives, "" otherwise
     label: np.ndarray  # Label names by the config's skip rule
+    is_random: np.ndarray  # bool: shown uniformly at random (the random-exposure slice)
+    propensity: np.ndarray  # the logging policy's probability of the shown item (nan: unknown)
     catalogue: Catalogue
     config: WorldConfig
 
@@ -204,6 +217,8 @@ class WorldLog:
                 "watch_ms": int(self.watch_ms[k]),
                 "duration_ms": int(cat.duration_ms[item]),
                 "reason": str(self.reason[k]) or None,
+                "is_random": bool(self.is_random[k]),
+                "propensity": None if np.isnan(self.propensity[k]) else float(self.propensity[k]),
                 "true_reason": str(self.true_reason[k]) or None,
             }
 
@@ -223,6 +238,7 @@ class WorldLog:
             "skip_rate": labels["IMPLICIT_NEGATIVE"] / max(n, 1),
             "positive_rate": labels["POSITIVE"] / max(n, 1),
             "reasons": dict(sorted(Counter(r for r in self.reason.tolist() if r).items())),
+            "random_exposures": int(self.is_random.sum()),
             "true_reasons_of_skips": dict(
                 sorted(Counter(self.true_reason[self.label == "IMPLICIT_NEGATIVE"].tolist()).items())
             ),
@@ -290,7 +306,11 @@ def simulate(config: WorldConfig, progress: Callable[[int, int], None] | None = 
         "reason": np.empty(total, object),
         "true_reason": np.empty(total, object),
         "label": np.empty(total, object),
+        "is_random": np.empty(total, bool),
+        "propensity": np.empty(total, np.float64),
     }
+    # The random slice has its own stream: the policy and the users draw exactly as without it.
+    slice_rng = np.random.default_rng([config.seed, 1])
     clock = config.start_ts + rng.integers(0, config.days * 86_400, n)
     seen = np.full((n, 20), -1, np.int64)  # recently shown items, ring buffer
     recent_cats = np.full((n, 10), -1, np.int64)  # primary categories of the last 10 shown
@@ -300,6 +320,12 @@ def simulate(config: WorldConfig, progress: Callable[[int, int], None] | None = 
         active = np.flatnonzero(users.n_events > step)
         items = policy.recommend(active, seen[active], rng)
         m = len(active)
+        is_random = slice_rng.random(m) < config.random_share
+        items = np.where(is_random, slice_rng.integers(0, cat.n_items, m), items)
+        # What was logged is the mixture of the two: P(i) = share / N + (1 - share) * policy(i).
+        by_policy = policy.propensity(active, seen[active], items)
+        by_policy = np.full(m, np.nan) if by_policy is None else by_policy
+        propensity = config.random_share / cat.n_items + (1 - config.random_share) * by_policy
         r = respond(rng, config, users, cat, active, items, seen[active], recent_cats[active])
         cats = cat.categories[items]
         watch, action, label = r.watch, r.action, r.label
@@ -309,6 +335,7 @@ def simulate(config: WorldConfig, progress: Callable[[int, int], None] | None = 
         out["action"][sl], out["watch_ms"][sl], out["label"][sl] = action, watch, label
         out["reason"][sl] = np.where(r.given, reason_names[r.trigger], "")
         out["true_reason"][sl] = reason_names[r.true_reason]
+        out["is_random"][sl], out["propensity"][sl] = is_random, propensity
         cursor += m
 
         policy.observe(active, items, label, action)

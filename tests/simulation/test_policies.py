@@ -5,7 +5,7 @@ import pytest
 
 from ntr.simulation.catalogue import generate_catalogue
 from ntr.simulation.lessons import lesson_in_log
-from ntr.simulation.policies import FeedPolicy
+from ntr.simulation.policies import FeedPolicy, PopularityPolicy, RandomPolicy
 from ntr.simulation.world import scaled_config, simulate
 
 
@@ -89,3 +89,47 @@ def test_aversion_persistence_zero_removes_the_lesson():
     }
     negative = {k: (r["later"]["creator"]["labels"]["EXPLICIT_NEGATIVE"] or 0) for k, r in rows.items()}
     assert negative["none"] < negative["full"]
+
+
+def _feed_with_history(catalogue):
+    """A feed whose user 0 engaged with three items (one twice), skipped one and follows one
+    creator, so every source of the mixture is live."""
+    policy = FeedPolicy(catalogue, 2, memory=4, candidates=3)
+    for item, label, action in (
+        (5, "POSITIVE", "complete"),
+        (40, "IMPLICIT_NEGATIVE", "view"),
+        (77, "EXPLICIT_NEGATIVE", "dislike"),
+        (5, "POSITIVE", "like"),
+        (120, "POSITIVE", "follow"),
+    ):
+        policy.observe(np.array([0]), np.array([item]), np.array([label]), np.array([action]))
+    return policy
+
+
+@pytest.mark.parametrize("seen_items", [[-1, -1, -1], [5, 77, 5], [3, 10, 200]])
+def test_feed_propensity_is_a_distribution_that_matches_its_draws(catalogue, seen_items):
+    policy = _feed_with_history(catalogue)
+    items = np.arange(catalogue.n_items)
+    for user in (0, 1):  # user 1 has no history: every continuation falls back to popularity
+        seen = np.tile(np.array(seen_items), (catalogue.n_items, 1))
+        p = policy.propensity(np.full(catalogue.n_items, user), seen, items)
+        assert p.sum() == pytest.approx(1.0, abs=1e-9) and (p >= 0).all()
+        n = 200_000
+        shown = policy.recommend(
+            np.full(n, user), np.tile(np.array(seen_items), (n, 1)), np.random.default_rng(7)
+        )
+        freq = np.bincount(shown, minlength=catalogue.n_items) / n
+        # Every item within 4 binomial standard errors (+ a floor for the rarest) of its draws.
+        assert np.all(np.abs(freq - p) <= 4 * np.sqrt(p * (1 - p) / n) + 2e-5), (user, seen_items)
+
+
+def test_popularity_and_random_propensities(catalogue):
+    items = np.array([0, 3, catalogue.n_items - 1])
+    seen = np.full((3, 1), -1)
+    np.testing.assert_allclose(
+        PopularityPolicy(catalogue, 1).propensity(np.zeros(3, np.int64), seen, items),
+        catalogue.popularity[items],
+    )
+    np.testing.assert_allclose(
+        RandomPolicy(catalogue, 1).propensity(None, seen, items), 1 / catalogue.n_items
+    )

@@ -44,6 +44,28 @@ def test_events_are_canonical_and_labels_match_pipeline(tiny_log):
     assert set(tiny_log.action) <= set(ACTIONS) - {"skip"}  # skips are views the rule recognises
 
 
+def test_random_slice_and_propensities_are_logged():
+    # Popularity policy: every logged propensity is share / N + (1 - share) * popularity, exactly.
+    share = 0.25
+    log = simulate(scaled_config("tiny", seed=5, policy="popularity", random_share=share))
+    n_items = log.catalogue.n_items
+    expected = share / n_items + (1 - share) * log.catalogue.popularity[log.item]
+    np.testing.assert_allclose(log.propensity, expected, rtol=1e-12)
+    n = len(log)
+    assert abs(log.is_random.mean() - share) < 4 * np.sqrt(share * (1 - share) / n)
+    rows = list(log.event_rows())
+    assert [r["is_random"] for r in rows] == log.is_random.tolist()
+    assert log.summary()["random_exposures"] == int(log.is_random.sum())
+    # Without the slice nothing is random; the feed policy's propensities are probabilities.
+    feed = simulate(scaled_config("tiny", seed=5, random_share=0.0))
+    assert not feed.is_random.any() and ((feed.propensity > 0) & (feed.propensity <= 1)).all()
+    # The mix policy has no closed form: the propensity is left out, not guessed.
+    mix = simulate(scaled_config("tiny", seed=5, policy="mix"))
+    assert np.isnan(mix.propensity).all() and {r["propensity"] for r in mix.event_rows()} == {None}
+    with pytest.raises(ValueError, match="random_share"):
+        WorldConfig(random_share=1.5)
+
+
 def test_timestamps_increase_per_user(tiny_log):
     for user in range(tiny_log.config.n_users):
         ts = tiny_log.timestamp[tiny_log.user == user]
