@@ -6,7 +6,10 @@ what a `dislike` or a `skip` is.
 
 An event is a dict with the columns of `EVENT_COLUMNS`:
 `user_id: str`, `item_id: str`, `timestamp: int` (unix seconds), `action: str`,
-`watch_ms: int | None`, `duration_ms: int | None`, `reason: str | None`.
+`watch_ms: int | None`, `duration_ms: int | None`, `reason: str | None`; and the optional
+logging columns of `LOGGING_COLUMNS`, None when a log does not carry them:
+`is_random: bool | None` (shown uniformly at random, KuaiRand's `is_rand`) and
+`propensity: float | None` (the logging policy's probability of showing the item).
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ import dataclasses
 import enum
 
 EVENT_COLUMNS = ("user_id", "item_id", "timestamp", "action", "watch_ms", "duration_ms", "reason")
+# What the logging system knew when it showed the item, for unbiased and off-policy evaluation.
+# Kept apart from EVENT_COLUMNS: the service's event store never receives them.
+LOGGING_COLUMNS = ("is_random", "propensity")
 REQUIRED_COLUMNS = ("user_id", "item_id", "timestamp", "action")
 # Unix seconds after 2100-01-01 are almost surely milliseconds or garbage.
 MAX_TIMESTAMP = 4_102_444_800

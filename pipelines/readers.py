@@ -229,6 +229,9 @@ def read_kuairand_pure(path: str) -> tuple[list[dict], list[dict]]:
                     "watch_ms": int(row["play_time_ms"]),
                     "duration_ms": duration,
                     "reason": None,
+                    # KuaiRand's random-exposure flag (0 throughout the standard log; 1 in
+                    # its random log, which has the same columns).
+                    "is_random": row["is_rand"] == "1" if "is_rand" in row else None,
                 }
             )
     return events, [meta[item] for item in sorted(meta)]

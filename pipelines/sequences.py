@@ -110,6 +110,10 @@ def build_user_sequences(
         summary[f"actions.{event['action']}"] += 1
         summary[f"reasons.{event['reason'] or 'none'}"] += 1
         summary[f"events.{split}"] += 1
+        if event["is_random"]:  # the logging columns, counted where a log carries them
+            summary[f"logging.random.{split}"] += 1
+        if event["propensity"] is not None:
+            summary["logging.propensity"] += 1
 
     windows, item_counts = [], collections.Counter()
     for split in SPLITS:

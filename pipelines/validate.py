@@ -108,6 +108,29 @@ def _text(row: dict, name: str) -> str:
     return text
 
 
+def _flag_or_none(row: dict, name: str) -> bool | None:
+    value = row.get(name)
+    if _blank(value):
+        return None
+    text = str(value).strip().lower()
+    if isinstance(value, bool) or text in ("0", "1", "true", "false", "0.0", "1.0"):
+        return text in ("1", "true", "1.0")
+    raise InvalidRow("bad_number", f"{name}={_shown(value)} is not a flag (0/1 or true/false)")
+
+
+def _probability_or_none(row: dict, name: str) -> float | None:
+    value = row.get(name)
+    if _blank(value):
+        return None
+    try:
+        number = float(value) if not isinstance(value, (bool, dict, list)) else math.nan
+    except (TypeError, ValueError, OverflowError):
+        number = math.nan
+    if not 0.0 < number <= 1.0:  # nan fails too
+        raise InvalidRow("bad_number", f"{name}={_shown(value)} is not a probability in (0, 1]")
+    return number
+
+
 def parse_event(row: dict, known_items: frozenset[str] | None = None) -> dict:
     """Validates one raw row and returns the canonical event.
 
@@ -117,7 +140,8 @@ def parse_event(row: dict, known_items: frozenset[str] | None = None) -> dict:
       known_items: the item catalogue's ids, or None to accept any item id.
 
     Returns:
-      A dict with exactly `ntr.pipelines.events.EVENT_COLUMNS`, typed.
+      A dict with exactly `ntr.pipelines.events.EVENT_COLUMNS` + `LOGGING_COLUMNS`, typed
+      (the logging columns None when the row has none).
 
     Raises:
       InvalidRow: with the dead-letter kind and a message saying what to fix.
@@ -159,6 +183,8 @@ def parse_event(row: dict, known_items: frozenset[str] | None = None) -> dict:
         "watch_ms": watch_ms,
         "duration_ms": duration_ms,
         "reason": reason,
+        "is_random": _flag_or_none(row, "is_random"),
+        "propensity": _probability_or_none(row, "propensity"),
     }
 
 

@@ -9,7 +9,15 @@ from __future__ import annotations
 import glob
 import os
 
-from ntr.pipelines.encode import BYTES_FEATURES, INT_FEATURES, MISSING_INT
+import numpy as np
+
+from ntr.pipelines.encode import (
+    BYTES_FEATURES,
+    FLOAT_FEATURES,
+    INT_FEATURES,
+    LOGGING_INT_FEATURES,
+    MISSING_INT,
+)
 from ntr.tfenv import tf
 
 PAD_ID = 0
@@ -36,6 +44,13 @@ def lookup_table(tokens: list[str]) -> tf.lookup.StaticHashTable:
 _SEQUENCE_SPEC = {
     **{name: tf.io.FixedLenSequenceFeature([], tf.string) for name in BYTES_FEATURES},
     **{name: tf.io.FixedLenSequenceFeature([], tf.int64) for name in INT_FEATURES},
+}
+# Read by the evaluation only; files written before these columns existed read as unknown.
+_LOGGING_SPEC = {
+    **{
+        name: tf.io.FixedLenSequenceFeature([], tf.int64, allow_missing=True) for name in LOGGING_INT_FEATURES
+    },
+    **{name: tf.io.FixedLenSequenceFeature([], tf.float32, allow_missing=True) for name in FLOAT_FEATURES},
 }
 _CONTEXT_SPEC = {
     "user_id": tf.io.FixedLenFeature([], tf.string),
@@ -168,23 +183,29 @@ def read_histories(data_dir: str, split: str, limit: int | None = None) -> list[
       limit: stop after this many windows (None: all).
 
     Returns:
-      Per window, event dicts (item_id, timestamp, action, watch_ms, duration_ms, reason),
-      oldest first; missing numbers and reasons are None.
+      Per window, event dicts (item_id, timestamp, action, watch_ms, duration_ms, reason,
+      is_random, propensity), oldest first; missing numbers, reasons and logging columns are
+      None.
     """
     histories = []
     for record in tf.data.TFRecordDataset(split_files(data_dir, split), compression_type="GZIP"):
         if limit is not None and len(histories) >= limit:
             break
         _, lists = tf.io.parse_single_sequence_example(
-            record, context_features=_CONTEXT_SPEC, sequence_features=_SEQUENCE_SPEC
+            record, context_features=_CONTEXT_SPEC, sequence_features={**_SEQUENCE_SPEC, **_LOGGING_SPEC}
         )
         columns = {name: value.numpy() for name, value in lists.items()}
+        n = len(columns["item_id"])
+        is_random = columns["is_random"] if len(columns["is_random"]) == n else np.full(n, MISSING_INT)
+        propensity = columns["propensity"] if len(columns["propensity"]) == n else np.full(n, -1.0)
         events = []
         for j in range(len(columns["item_id"])):
             event = {name: columns[name][j].decode() or None for name in ("item_id", "action", "reason")}
             for name in ("timestamp", "watch_ms", "duration_ms"):
                 value = int(columns[name][j])
                 event[name] = None if value == MISSING_INT and name != "timestamp" else value
+            event["is_random"] = None if is_random[j] == MISSING_INT else bool(is_random[j])
+            event["propensity"] = None if propensity[j] < 0 else float(propensity[j])
             events.append(event)
         histories.append(events)
     return histories

@@ -15,8 +15,10 @@ def write_jsonl(path, rows):
     return str(path)
 
 
-def event(user, item, ts, action="view", watch=None, duration=None, reason=None):
-    """A canonical event dict, short to write in tests."""
+def event(
+    user, item, ts, action="view", watch=None, duration=None, reason=None, is_random=None, propensity=None
+):
+    """A canonical event dict (with the optional logging columns), short to write in tests."""
     return {
         "user_id": user,
         "item_id": item,
@@ -25,6 +27,8 @@ def event(user, item, ts, action="view", watch=None, duration=None, reason=None)
         "watch_ms": watch,
         "duration_ms": duration,
         "reason": reason,
+        "is_random": is_random,
+        "propensity": propensity,
     }
 
 

@@ -39,12 +39,26 @@ def test_typed_and_string_rows_give_the_same_event():
         ({"duration_ms": -10}, "negative_watch_time"),
         ({"watch_ms": "lots"}, "bad_number"),
         ({"item_id": "nope"}, "unknown_item"),
+        ({"is_random": "maybe"}, "bad_number"),
+        ({"is_random": 2}, "bad_number"),
+        ({"propensity": 0}, "bad_number"),
+        ({"propensity": "1.5"}, "bad_number"),
+        ({"propensity": "nan"}, "bad_number"),
+        ({"propensity": True}, "bad_number"),
     ],
 )
 def test_each_bad_kind(change, kind):
     with pytest.raises(InvalidRow) as err:
         parse_event(dict(GOOD, **change), known_items=frozenset({"i1"}))
     assert err.value.kind == kind
+
+
+def test_logging_columns_are_optional_and_typed():
+    assert parse_event(GOOD)["is_random"] is None and parse_event(GOOD)["propensity"] is None
+    for raw, flag in (("1", True), ("0", False), ("true", True), ("False", False), (True, True), (0, False)):
+        assert parse_event(dict(GOOD, is_random=raw))["is_random"] is flag, raw
+    assert parse_event(dict(GOOD, propensity="0.25"))["propensity"] == 0.25
+    assert parse_event(dict(GOOD, propensity=1))["propensity"] == 1.0
 
 
 def test_malformed_json_is_marked_not_raised():

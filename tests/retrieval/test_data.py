@@ -1,11 +1,14 @@
 """TFRecord round trip: pipeline writes -> tf.data reads the same events in the same order."""
 
+import json
+import os
+
 import numpy as np
 
 from ntr.pipelines.config import PreprocessConfig, SplitConfig
 from ntr.pipelines.events import Label
 from ntr.pipelines.pipeline import run_preprocess
-from ntr.retrieval.data import NUM_RESERVED, PAD_ID, load_items, load_vocab, sequence_dataset
+from ntr.retrieval.data import NUM_RESERVED, PAD_ID, load_items, load_vocab, read_histories, sequence_dataset
 from tests.conftest import event, write_jsonl
 
 ITEMS = [
@@ -75,3 +78,32 @@ def test_round_trip(tmp_path):
         batch["reason"][u1][2] == reasons.index("quality") + NUM_RESERVED and batch["reason"][u1][0] == PAD_ID
     )
     assert load_items(config.output_dir)[0] == ITEMS[0]
+
+
+def test_logging_columns_reach_the_test_split_and_a_log_without_them_reads_as_unknown(tmp_path):
+    rows = [
+        event("u1", "i0", 1_600_000_000, "like", is_random=False, propensity=0.5),
+        event("u1", "i1", 1_600_000_001, "view", watch=1000, duration=9000, is_random=True, propensity=0.002),
+        event("u1", "i2", 1_600_000_002, "complete"),  # this row's logger said nothing
+        event("u2", "i3", 1_600_000_000, "like"),
+        event("u2", "i4", 1_600_000_001, "share"),
+        event("u2", "i0", 1_600_000_002, "share"),
+    ]
+    config = PreprocessConfig(
+        events_path=write_jsonl(tmp_path / "e.jsonl", rows),
+        items_path=write_jsonl(tmp_path / "i.jsonl", ITEMS),
+        output_dir=str(tmp_path / "data"),
+        split=SplitConfig(mode="last_events", holdout_events=1, min_train_events=1),
+        max_len=8,
+    )
+    run_preprocess(config)
+    test = sorted(read_histories(config.output_dir, "test"), key=lambda h: h[0]["item_id"])
+    logged = [[(e["item_id"], e["is_random"], e["propensity"]) for e in h] for h in test]
+    # float32 in the TFRecord: 0.002 comes back as the nearest float32.
+    assert logged == [
+        [("i0", False, 0.5), ("i1", True, float(np.float32(0.002))), ("i2", None, None)],
+        [("i3", None, None), ("i4", None, None), ("i0", None, None)],
+    ]
+    with open(os.path.join(config.output_dir, "stats.json"), encoding="utf-8") as handle:
+        stats = json.load(handle)
+    assert stats["logging"] == {"random": {"valid": 1}, "propensity": 2}  # i1 is u1's valid target
