@@ -41,6 +41,9 @@ INSTALL_REQUIRES = [
     # The shared event store of several service replicas (serving/store_postgres.py): psycopg 3
     # with its bundled libpq. SQLite stays the default; no database server needed.
     "psycopg[binary]==3.3.9",
+    # Off-policy estimators (IPS, SNIPS, DR) of `ntr evaluate` (retrieval/offline.py). 0.4.1 is
+    # the newest that installs on Python 3.11 (0.5.x requires <3.11); it pulls pandas, seaborn.
+    "obp==0.4.1",
     "matplotlib==3.11.2",
     "tensorboard==2.20.0",
     "pytest==9.2.0",

@@ -87,6 +87,7 @@ def sequence_dataset(
     shuffle: bool = False,
     seed: int = 0,
     keep_strings: bool = False,
+    logging: bool = False,
 ) -> tf.data.Dataset:
     """Padded batches of sequence windows.
 
@@ -98,6 +99,9 @@ def sequence_dataset(
       shuffle: shuffle windows (with `seed`) before batching.
       seed: shuffle seed.
       keep_strings: also return `item_id`, `action_name`, `reason_name` strings.
+      logging: also return the logging columns, `is_random` [batch, max_len] int32 (-1
+        unknown) and `propensity` [batch, max_len] float32 (-1 unknown); files written
+        before they existed read as unknown.
 
     Returns:
       A dataset of dicts: `user_id` [batch] string; `item`, `action`, `reason`, `label`,
@@ -108,8 +112,9 @@ def sequence_dataset(
     tables = {name: lookup_table(load_vocab(data_dir, name)) for name in ("items", "actions", "reasons")}
 
     def parse(record):
+        spec = {**_SEQUENCE_SPEC, **_LOGGING_SPEC} if logging else _SEQUENCE_SPEC
         context, lists = tf.io.parse_single_sequence_example(
-            record, context_features=_CONTEXT_SPEC, sequence_features=_SEQUENCE_SPEC
+            record, context_features=_CONTEXT_SPEC, sequence_features=spec
         )
         length = tf.shape(lists["item_id"])[0]
         tf.debugging.assert_less_equal(
@@ -128,6 +133,14 @@ def sequence_dataset(
         }
         if keep_strings:
             out.update(item_id=lists["item_id"], action_name=lists["action"], reason_name=lists["reason"])
+        if logging:
+            for name, dtype in (("is_random", tf.int32), ("propensity", tf.float32)):
+                value = tf.cast(lists[name], dtype)
+                out[name] = tf.cond(
+                    tf.shape(value)[0] == length,
+                    lambda v=value: v,
+                    lambda d=dtype: tf.fill([length], tf.cast(-1, d)),
+                )
         return out
 
     dataset = tf.data.TFRecordDataset(split_files(data_dir, split), compression_type="GZIP")
@@ -143,6 +156,9 @@ def sequence_dataset(
     if keep_strings:
         for name in ("item_id", "action_name", "reason_name"):
             shapes[name], pads[name] = [max_len], tf.constant("")
+    if logging:
+        shapes["is_random"], pads["is_random"] = [max_len], tf.constant(-1, tf.int32)
+        shapes["propensity"], pads["propensity"] = [max_len], tf.constant(-1.0, tf.float32)
     dataset = dataset.padded_batch(batch_size, padded_shapes=shapes, padding_values=pads)
     dataset = dataset.map(lambda b: dict(b, mask=b["label"] >= 0))
     return dataset.prefetch(tf.data.AUTOTUNE)

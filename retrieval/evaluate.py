@@ -25,7 +25,8 @@ class RankedTargets:
     """Per target (length q): `label`, `reason`, `item` tokens, `rank` (0-based, history
     filtered), `log_p` (log-softmax of the target over the filtered corpus), `top` [q, k_max]
     item tokens, and `row`, `position` into the windows' `row_items`, `row_labels`,
-    `row_timestamps` [rows, seq_len]."""
+    `row_timestamps`, `row_watch_ms` [rows, seq_len]; with `logging`, also `row_is_random`
+    and `row_propensity` [rows, seq_len] (-1: unknown)."""
 
     label: np.ndarray
     reason: np.ndarray
@@ -38,6 +39,13 @@ class RankedTargets:
     row_items: np.ndarray
     row_labels: np.ndarray
     row_timestamps: np.ndarray
+    row_watch_ms: np.ndarray
+    row_is_random: np.ndarray | None = None
+    row_propensity: np.ndarray | None = None
+
+    def at_targets(self, rows: np.ndarray) -> np.ndarray:
+        """A per-window array `rows` [rows, seq_len] read at each target's position: [q]."""
+        return rows[self.row, self.position]
 
 
 def _rank_batch(model: NTRModel, batch: dict, candidates: tf.Tensor, k_max: int) -> dict:
@@ -79,19 +87,25 @@ def rank_targets(
     k_max: int = 100,
     progress=None,
     total_rows: int | None = None,
+    logging: bool = False,
 ) -> RankedTargets:
-    """Rank every target of `split` (see module doc). `progress(done_rows, total_rows)`."""
+    """Rank every target of `split` (see module doc). `progress(done_rows, total_rows)`;
+    `logging`: also keep the windows' logging columns (for `ntr.retrieval.offline`)."""
     candidates = model.candidate_embeddings()
     k_max = min(k_max, model.num_items)
     rank_fn = _rank_function(model, k_max)
     parts: dict[str, list] = {}
     offset = done = 0
-    for batch in sequence_dataset(data_dir, split, batch_size, model.config.model.max_len):
+    for batch in sequence_dataset(data_dir, split, batch_size, model.config.model.max_len, logging=logging):
+        logged = {name: batch.pop(name) for name in ("is_random", "propensity") if name in batch}
         out = {k: v.numpy() for k, v in rank_fn(batch, candidates).items() if k != "query"}
         out["row"] = out["row"] + offset
         out["row_items"] = batch["item"].numpy()
         out["row_labels"] = batch["label"].numpy()
         out["row_timestamps"] = batch["timestamp"].numpy()
+        out["row_watch_ms"] = batch["watch_ms"].numpy()
+        for name, value in logged.items():
+            out[f"row_{name}"] = value.numpy()
         for name, value in out.items():
             parts.setdefault(name, []).append(value)
         offset += int(batch["item"].shape[0])

@@ -47,6 +47,14 @@ def test_tiny_demo_then_preprocess_again(tmp_path, capsys):
         for name in ("ndcg@10", "recall@10", "neghit@10", "delta_hr@10", "auc", "fhr@10"):
             assert set(report["metrics"][name]) == {"mean", "se", "n"}
         assert 0 <= report["metrics"]["ndcg@10"]["mean"] <= report["metrics"]["recall@10"]["mean"] <= 1
+        # The world logs a random slice and every exposure's propensity: both readings are there.
+        assert report["random_slice"]["n"] > 0 and set(report["random_slice"]["auc"]) == {"mean", "se", "n"}
+        ope = report["off_policy"]
+        assert ope["n"] > 0 and ope["k"] == 10 and 0 < ope["effective_n"] <= ope["n"]
+        for reward in ("dislike_rate", "skip_rate", "watch_seconds"):
+            for estimate in ope[reward].values():
+                assert estimate["ci95"][0] <= estimate["ci95"][1]
+            assert ope[reward]["ipw"]["mean"] >= 0 and ope[reward]["snipw"]["mean"] >= 0
         assert (tmp_path / "w" / "models" / variant / "saved_model" / "saved_model.pb").exists()
     fitted = json.loads((tmp_path / "w" / "models" / "ntr_fitted" / "config.json").read_text())
     assert len(fitted["reaction"]["strengths"]) == 4 and "export" in fitted
