@@ -18,6 +18,7 @@ from ntr.pipelines.encode import (
     LOGGING_INT_FEATURES,
     MISSING_INT,
 )
+from ntr.pipelines.events import Label
 from ntr.tfenv import tf
 
 PAD_ID = 0
@@ -190,13 +191,17 @@ def load_items(data_dir: str) -> list[dict]:
     return items
 
 
-def read_histories(data_dir: str, split: str, limit: int | None = None) -> list[list[dict]]:
+def read_histories(
+    data_dir: str, split: str, limit: int | None = None, targets: bool = False
+) -> list[list[dict]]:
     """The windows of a split as canonical event histories (what serving receives), file order.
 
     Args:
       data_dir: WORKDIR/data.
       split: `train`, `valid` or `test`.
       limit: stop after this many windows (None: all).
+      targets: also give each event `is_target` (True where the window evaluates it) and its
+        `label` (a Label name).
 
     Returns:
       Per window, event dicts (item_id, timestamp, action, watch_ms, duration_ms, reason,
@@ -222,6 +227,9 @@ def read_histories(data_dir: str, split: str, limit: int | None = None) -> list[
                 event[name] = None if value == MISSING_INT and name != "timestamp" else value
             event["is_random"] = None if is_random[j] == MISSING_INT else bool(is_random[j])
             event["propensity"] = None if propensity[j] < 0 else float(propensity[j])
+            if targets:
+                event["is_target"] = bool(columns["is_target"][j])
+                event["label"] = Label(int(columns["label"][j])).name
             events.append(event)
         histories.append(events)
     return histories

@@ -104,6 +104,11 @@ def test_logging_columns_reach_the_test_split_and_a_log_without_them_reads_as_un
         [("i0", False, 0.5), ("i1", True, float(np.float32(0.002))), ("i2", None, None)],
         [("i3", None, None), ("i4", None, None), ("i0", None, None)],
     ]
+    with_targets = sorted(
+        read_histories(config.output_dir, "test", targets=True), key=lambda h: h[0]["item_id"]
+    )
+    assert [[e["is_target"] for e in h] for h in with_targets] == [[False, False, True], [False, False, True]]
+    assert [e["label"] for e in with_targets[0]] == ["POSITIVE", "IMPLICIT_NEGATIVE", "POSITIVE"]
     with open(os.path.join(config.output_dir, "stats.json"), encoding="utf-8") as handle:
         stats = json.load(handle)
     assert stats["logging"] == {"random": {"valid": 1}, "propensity": 2}  # i1 is u1's valid target
