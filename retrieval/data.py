@@ -192,7 +192,7 @@ def load_items(data_dir: str) -> list[dict]:
 
 
 def read_histories(
-    data_dir: str, split: str, limit: int | None = None, targets: bool = False
+    data_dir: str, split: str, limit: int | None = None, targets: bool = False, logging: bool = False
 ) -> list[list[dict]]:
     """The windows of a split as canonical event histories (what serving receives), file order.
 
@@ -200,13 +200,14 @@ def read_histories(
       data_dir: WORKDIR/data.
       split: `train`, `valid` or `test`.
       limit: stop after this many windows (None: all).
+      logging: also give each event `is_random` and `propensity` (None when unknown); off
+        by default, since these histories go to the service, whose events have no such fields.
       targets: also give each event `is_target` (True where the window evaluates it) and its
         `label` (a Label name).
 
     Returns:
-      Per window, event dicts (item_id, timestamp, action, watch_ms, duration_ms, reason,
-      is_random, propensity), oldest first; missing numbers, reasons and logging columns are
-      None.
+      Per window, event dicts (item_id, timestamp, action, watch_ms, duration_ms, reason),
+      oldest first; missing numbers and reasons are None.
     """
     histories = []
     for record in tf.data.TFRecordDataset(split_files(data_dir, split), compression_type="GZIP"):
@@ -225,8 +226,9 @@ def read_histories(
             for name in ("timestamp", "watch_ms", "duration_ms"):
                 value = int(columns[name][j])
                 event[name] = None if value == MISSING_INT and name != "timestamp" else value
-            event["is_random"] = None if is_random[j] == MISSING_INT else bool(is_random[j])
-            event["propensity"] = None if propensity[j] < 0 else float(propensity[j])
+            if logging:
+                event["is_random"] = None if is_random[j] == MISSING_INT else bool(is_random[j])
+                event["propensity"] = None if propensity[j] < 0 else float(propensity[j])
             if targets:
                 event["is_target"] = bool(columns["is_target"][j])
                 event["label"] = Label(int(columns["label"][j])).name

@@ -97,7 +97,8 @@ def test_logging_columns_reach_the_test_split_and_a_log_without_them_reads_as_un
         max_len=8,
     )
     run_preprocess(config)
-    test = sorted(read_histories(config.output_dir, "test"), key=lambda h: h[0]["item_id"])
+    assert "is_random" not in read_histories(config.output_dir, "test")[0][0]  # what the service gets
+    test = sorted(read_histories(config.output_dir, "test", logging=True), key=lambda h: h[0]["item_id"])
     logged = [[(e["item_id"], e["is_random"], e["propensity"]) for e in h] for h in test]
     # float32 in the TFRecord: 0.002 comes back as the nearest float32.
     assert logged == [
