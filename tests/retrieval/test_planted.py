@@ -26,7 +26,9 @@ def _planted_world(root) -> str:
     three times (early, middle, late in their history) and never liked."""
     raw = os.path.join(root, "raw")
     # The world this test was measured on (the feed policy re-shows the planted creator more).
-    write_world(simulate(scaled_config("tiny", seed=5, policy="mix", hated_in_liked_share=0.0)), raw)
+    write_world(
+        simulate(scaled_config("tiny", seed=5, policy="mix", hated_in_liked_share=0.0, random_share=0.0)  # the world it was measured on), raw
+    )
     items = [json.loads(line) for line in open(os.path.join(raw, "items.jsonl"))]
     events = [json.loads(line) for line in open(os.path.join(raw, "events.jsonl"))]
     creator_of = {item["item_id"]: item for item in items}
