@@ -25,10 +25,10 @@ def _planted_world(root) -> str:
     """The tiny world plus item `planted`, by the most-liked creator, disliked by every user
     three times (early, middle, late in their history) and never liked."""
     raw = os.path.join(root, "raw")
-    # The world this test was measured on (the feed policy re-shows the planted creator more).
-    write_world(
-        simulate(scaled_config("tiny", seed=5, policy="mix", hated_in_liked_share=0.0, random_share=0.0)  # the world it was measured on), raw
-    )
+    # The world this test was measured on (the feed policy re-shows the planted creator more),
+    # without the random-exposure slice: with it NTR's push measured 0.0013 against 0.0019.
+    world = scaled_config("tiny", seed=5, policy="mix", hated_in_liked_share=0.0, random_share=0.0)
+    write_world(simulate(world), raw)
     items = [json.loads(line) for line in open(os.path.join(raw, "items.jsonl"))]
     events = [json.loads(line) for line in open(os.path.join(raw, "events.jsonl"))]
     creator_of = {item["item_id"]: item for item in items}
