@@ -66,33 +66,28 @@ def export(workdir: str) -> str:
     return out
 
 
-def train_windows_note() -> str:
-    return (
-        "The peer trains on the train split's windows as sequences (one RecTools user per window; "
-        "positive events only, deduplicated within a window)."
-    )
-
-
 def score(folder: str, ranked_path: str) -> dict:
-    """NDCG@10 and recall@10 of the peer's lists after ntr's history filter."""
+    """NDCG@10 and recall@10 of the peer's lists after ntr's history filter, with the metrics
+    `ntr evaluate` uses (a target missing from the filtered top 10 gets rank K: no hit)."""
+    from ntr.retrieval import metrics  # noqa: PLC0415
+
     with open(os.path.join(folder, "filters.jsonl"), encoding="utf-8") as handle:
         filters = [json.loads(line) for line in handle]
     with open(ranked_path, encoding="utf-8") as handle:
         top = {r["query"]: r["top"] for r in map(json.loads, handle)}
-    ndcg, recall, short = [], [], 0
+    ranks, short = [], 0
     for f in filters:
         drop = set(f["drop"])
         kept = [i for i in top.get(f["query"], []) if i not in drop][:K]
         short += len(kept) < K and len(top.get(f["query"], [])) > 0
-        rank = kept.index(f["target"]) if f["target"] in kept else None
-        ndcg.append(0.0 if rank is None else 1.0 / np.log2(rank + 2))
-        recall.append(0.0 if rank is None else 1.0)
-    return {"ndcg@10": _mean_se(ndcg), "recall@10": _mean_se(recall), "n": len(filters), "short_lists": short}
-
-
-def _mean_se(values: list[float]) -> dict:
-    a = np.asarray(values, np.float64)
-    return {"mean": float(a.mean()), "se": float(a.std(ddof=1) / np.sqrt(a.size)) if a.size > 1 else None}
+        ranks.append(kept.index(f["target"]) if f["target"] in kept else K)
+    ranks = np.asarray(ranks)
+    return {
+        "ndcg@10": metrics.mean_se(metrics.ndcg_at_k(ranks, K)),
+        "recall@10": metrics.mean_se(metrics.hit_at_k(ranks, K)),
+        "n": len(filters),
+        "short_lists": short,
+    }
 
 
 def main() -> None:
@@ -112,8 +107,8 @@ def main() -> None:
         "ntr: `positives_only` with the default config. Peer: RecTools 0.19.0 `SASRecModel` (2 blocks, 2 heads, "
         "64 factors, softmax loss over the catalogue, lr 1e-3, batch 128, early stopping on each training "
         f"sequence's last item, at most {args.epochs} epochs), fed the positive events before each target. "
-        + train_windows_note()
-        + "\n",
+        "The peer trains on the train split's windows as sequences (one RecTools user per window; positive "
+        "events only, deduplicated within a window).\n",
         "| dataset | seed | ntr `positives_only` NDCG@10 | peer SASRec NDCG@10 | ntr / peer | ntr recall@10 | "
         "peer recall@10 | peer epochs, fit s |",
         "|---|---|---|---|---|---|---|---|",

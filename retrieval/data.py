@@ -213,15 +213,17 @@ def read_histories(
     for record in tf.data.TFRecordDataset(split_files(data_dir, split), compression_type="GZIP"):
         if limit is not None and len(histories) >= limit:
             break
+        spec = {**_SEQUENCE_SPEC, **_LOGGING_SPEC} if logging else _SEQUENCE_SPEC
         _, lists = tf.io.parse_single_sequence_example(
-            record, context_features=_CONTEXT_SPEC, sequence_features={**_SEQUENCE_SPEC, **_LOGGING_SPEC}
+            record, context_features=_CONTEXT_SPEC, sequence_features=spec
         )
         columns = {name: value.numpy() for name, value in lists.items()}
         n = len(columns["item_id"])
-        is_random = columns["is_random"] if len(columns["is_random"]) == n else np.full(n, MISSING_INT)
-        propensity = columns["propensity"] if len(columns["propensity"]) == n else np.full(n, -1.0)
+        if logging:  # files written before these columns existed have empty lists: unknown
+            is_random = columns["is_random"] if len(columns["is_random"]) == n else np.full(n, MISSING_INT)
+            propensity = columns["propensity"] if len(columns["propensity"]) == n else np.full(n, -1.0)
         events = []
-        for j in range(len(columns["item_id"])):
+        for j in range(n):
             event = {name: columns[name][j].decode() or None for name in ("item_id", "action", "reason")}
             for name in ("timestamp", "watch_ms", "duration_ms"):
                 value = int(columns[name][j])

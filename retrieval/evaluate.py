@@ -11,7 +11,7 @@ import dataclasses
 
 import numpy as np
 
-from ntr.pipelines.events import Label
+from ntr.pipelines.events import LOGGING_COLUMNS, Label
 from ntr.retrieval import metrics
 from ntr.retrieval.data import NUM_RESERVED, sequence_dataset
 from ntr.retrieval.model import NTRModel
@@ -97,7 +97,7 @@ def rank_targets(
     parts: dict[str, list] = {}
     offset = done = 0
     for batch in sequence_dataset(data_dir, split, batch_size, model.config.model.max_len, logging=logging):
-        logged = {name: batch.pop(name) for name in ("is_random", "propensity") if name in batch}
+        logged = {name: batch.pop(name) for name in LOGGING_COLUMNS if name in batch}
         out = {k: v.numpy() for k, v in rank_fn(batch, candidates).items() if k != "query"}
         out["row"] = out["row"] + offset
         out["row_items"] = batch["item"].numpy()

@@ -245,9 +245,10 @@ class FeedPolicy:
         repeat = np.zeros_like(ranked, dtype=bool)
         repeat[:, 1:] = ranked[:, 1:] == ranked[:, :-1]
         ranked[repeat] = -1
-        q_seen = np.where(ranked >= 0, self._draw_probability(users, np.maximum(ranked, 0)), 0.0)
-        s = np.minimum(q_seen.sum(axis=1), 1.0)  # [n]
-        q = self._draw_probability(users, items[:, None])[:, 0]
+        # One call for the seen items and the shown one: q of all of them under the same state.
+        q_all = self._draw_probability(users, np.concatenate([np.maximum(ranked, 0), items[:, None]], axis=1))
+        s = np.minimum(np.where(ranked >= 0, q_all[:, :-1], 0.0).sum(axis=1), 1.0)  # [n]
+        q = q_all[:, -1]
         c = self._candidates
         in_seen = (seen == items[:, None]).any(axis=1)
         fresh = np.where(s < 1.0, (1.0 - s**c) / np.maximum(1.0 - s, 1e-300), float(c))
