@@ -3,13 +3,15 @@
 For each named world scale (default `xl`: 10^5 items, ~10^6 events, the reference; and `xxl`:
 10^6 items, ~3*10^6 events) it runs, in WORKDIR/<scale>, `ntr generate`, `ntr preprocess`,
 `ntr train` of `ntr` (softmax `auto`: sampled above 50,000 items), `ntr evaluate` (test split,
-full-corpus ranking over every item), `ntr index --k 10 --target-recall 0.95` and the service
+full-corpus ranking over every item, of at most --windows windows: a fixed user sample above it,
+as is each epoch's validation), `ntr index --k 10 --target-recall 0.95` and the service
 under load (`benchmarks.serving_load`, 200 requests/s, its own section `serving_load_<scale>`).
 Each stage runs in its own process; its peak is that process's largest resident set (`wait4`),
 the server's is its VmHWM. Stages already done are kept (their records in
 WORKDIR/<scale>/reports/stages.json); delete the folder to redo one.
 
     python -m benchmarks.catalogue_scale [--workdir /tmp/ntr-bench-scale] [--scales xl,xxl] [--epochs 2]
+        [--windows 50000]
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ K = 10
 STAGES = ("generate", "preprocess", "train", "evaluate", "index", "serve")
 
 
-def stage_commands(workdir: str, scale: str, seed: int, epochs: int) -> dict[str, list[str]]:
+def stage_commands(workdir: str, scale: str, seed: int, epochs: int, windows: int) -> dict[str, list[str]]:
     serving = [sys.executable, "-m", "benchmarks.serving_load", "--workdir", workdir, "--section",
                f"serving_load_{scale}", "--negatives-rate", "0", "--no-auth-arm", "--json",
                os.path.join(workdir, "reports", "serving.json")]  # fmt: skip
@@ -45,8 +47,19 @@ def stage_commands(workdir: str, scale: str, seed: int, epochs: int) -> dict[str
             "--epochs",
             str(epochs),
             "--no-progress",
+            "--set",
+            f"train.valid_windows={windows}",
         ],  # fmt: skip
-        "evaluate": [NTR, "evaluate", "--workdir", workdir, "--variant", "ntr"],
+        "evaluate": [
+            NTR,
+            "evaluate",
+            "--workdir",
+            workdir,
+            "--variant",
+            "ntr",
+            "--max-windows",
+            str(windows),
+        ],
         "index": [
             NTR,
             "index",
@@ -64,7 +77,7 @@ def stage_commands(workdir: str, scale: str, seed: int, epochs: int) -> dict[str
     }
 
 
-def run_stages(workdir: str, scale: str, seed: int, epochs: int) -> dict[str, dict]:
+def run_stages(workdir: str, scale: str, seed: int, epochs: int, windows: int) -> dict[str, dict]:
     """Runs the stages not yet recorded; returns {stage: {"seconds", "peak_mib"}}."""
     path = os.path.join(workdir, "reports", "stages.json")
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -72,7 +85,7 @@ def run_stages(workdir: str, scale: str, seed: int, epochs: int) -> dict[str, di
     if os.path.exists(path):
         with open(path, encoding="utf-8") as handle:
             done = json.load(handle)
-    for stage, cmd in stage_commands(workdir, scale, seed, epochs).items():
+    for stage, cmd in stage_commands(workdir, scale, seed, epochs, windows).items():
         if stage in done:
             continue
         seconds, peak = run_measured(cmd)
@@ -106,6 +119,7 @@ def figures(workdir: str) -> dict:
         "model": config["model"],
         "optimizer": config["train"].get("optimizer", "adam"),
         "test": load("reports", "evaluation-ntr.json")["metrics"],
+        "test windows": load("reports", "evaluation-ntr.json")["windows"],
         "index": load("index", "manifest.json"),
         "serving": load("reports", "serving.json"),
         "disk": {
@@ -154,6 +168,17 @@ def table(scales: list[str], stages: dict, facts: dict) -> list[str]:
         [f"{facts[s]['metrics']['epochs_run']} ({facts[s]['metrics']['best_epoch']})" for s in scales],
     )
     row(
+        "validation: share of the valid windows ranked per epoch",
+        [f"{facts[s]['metrics'].get('valid_share', 1.0):.1%}" for s in scales],
+    )
+    row(
+        "evaluate: test windows ranked (of the split)",
+        [
+            f"{facts[s]['test windows']['ranked']:,} of {facts[s]['test windows']['in_split']:,}"
+            for s in scales
+        ],
+    )
+    row(
         "test NDCG@10 (full corpus, ± SE)",
         [
             f"{facts[s]['test']['ndcg@10']['mean']:.4f} ± {facts[s]['test']['ndcg@10']['se']:.4f}"
@@ -190,13 +215,19 @@ def main() -> None:
     parser.add_argument("--scales", default="xl,xxl", help="world scales, the first is the reference")
     parser.add_argument("--seed", type=int, default=0, help="world and training seed")
     parser.add_argument("--epochs", type=int, default=2, help="training epochs at most")
+    parser.add_argument(
+        "--windows",
+        type=int,
+        default=50_000,
+        help="valid windows per validation and test windows evaluated, a fixed user sample above it (0: all)",
+    )
     parser.add_argument("--section", default="catalogue_scale", help="BENCHMARKS.md section to write")
     args = parser.parse_args()
     scales = args.scales.split(",")
     stages, facts = {}, {}
     for scale in scales:
         workdir = os.path.join(args.workdir, scale)
-        stages[scale] = run_stages(workdir, scale, args.seed, args.epochs)
+        stages[scale] = run_stages(workdir, scale, args.seed, args.epochs, args.windows)
         facts[scale] = figures(workdir)
     ref = facts[scales[0]]
     model = ref["model"]
@@ -207,7 +238,9 @@ def main() -> None:
             f"{model['full_softmax_max_items']:,} items: in-batch + {model['num_uniform_candidates']:,} uniform, "
             f"logQ `{model['sampled_log_q']}`, optimizer `{ref['optimizer']}`), at most {args.epochs} epochs. Peak "
             "memory is the stage process's largest resident set; the serve stage is the load client (with an "
-            "in-process reference recommender), the server's own peak is the row after it. Service latency "
+            "in-process reference recommender), the server's own peak is the row after it. Validation and "
+            f"evaluation rank a fixed user-fingerprint sample of at most {args.windows:,} windows against the "
+            "whole catalogue (`train.valid_windows`, `ntr evaluate --max-windows`). Service latency "
             f"details: sections `serving_load_<scale>`. The last column is the ratio of the last scale to "
             f"the first.\n",
             *table(scales, stages, facts),

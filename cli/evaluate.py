@@ -24,12 +24,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-dir", help="trained model (default WORKDIR/models/<variant>)")
     parser.add_argument("--output", help="report path (default WORKDIR/reports/evaluation-<variant>.json)")
     parser.add_argument(
+        "--max-windows",
+        type=int,
+        default=0,
+        help="rank a fixed sample of about this many windows, chosen by user-id fingerprint "
+        "(default 0: every window); the report records the share",
+    )
+    parser.add_argument(
         "--bootstrap", type=int, default=200, help="bootstrap resamples of the off-policy intervals"
     )
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     from ntr.cli.progress import Progress  # noqa: PLC0415 (TF starts below)
+    from ntr.retrieval.data import window_share  # noqa: PLC0415
     from ntr.retrieval.evaluate import rank_targets, summarize  # noqa: PLC0415
     from ntr.retrieval.offline import off_policy, random_slice  # noqa: PLC0415
     from ntr.retrieval.train import load_trained  # noqa: PLC0415
@@ -41,8 +49,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     model_dir = args.model_dir or os.path.join(args.workdir, "models", args.variant)
     output = args.output or os.path.join(args.workdir, "reports", f"evaluation-{args.variant}.json")
     model = load_trained(model_dir, data_dir)
-    with open(os.path.join(data_dir, "stats.json"), encoding="utf-8") as handle:
-        rows = json.load(handle)["splits"].get(args.split, 0)
+    share, rows = window_share(data_dir, args.split, args.max_windows)
     if args.bootstrap < 1:
         raise ValueError("--bootstrap must be >= 1.")
     ranked = rank_targets(
@@ -51,8 +58,9 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         args.split,
         k_max=max(max(ks), 100),
         progress=Progress("ranking"),
-        total_rows=rows,
+        total_rows=round(rows * share),
         logging=True,
+        share=share,
     )
     metrics = summarize(ranked, ks, args.fhr_days)
     # Reported only where the log carries random exposures / propensities (n > 0).
@@ -64,6 +72,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         "variant": args.variant,
         "split": args.split,
         "ks": list(ks),
+        # A sample (share < 1) is reported as such: its figures carry the sample's error.
+        "windows": {"in_split": rows, "share": share, "ranked": len(ranked.row_items)},
         "fhr_days": args.fhr_days,
         "metrics": metrics,
         "random_slice": unbiased,
@@ -76,6 +86,10 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w", encoding="utf-8") as handle:
         json.dump(report, handle, indent=2, sort_keys=True)
+    if share < 1.0:
+        print(
+            f"ranked a fixed sample: {len(ranked.row_items)} of {rows} {args.split} windows (--max-windows)"
+        )
     print(format_metrics(metrics))
     print(format_offline(unbiased, estimates))
     print(f"wrote {output}")

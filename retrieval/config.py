@@ -281,6 +281,10 @@ class TrainConfig:
       strategy: tf.distribute strategy: default, mirrored, one_device, or multi_worker (the
         cluster in TF_CONFIG; `ntr train --local-workers N` starts one on this machine).
       eval_k: the K of the validation NDCG used for early stopping.
+      valid_windows: validate on a fixed sample of about this many valid windows, chosen by a
+        fingerprint of the user id, when the split has more (0: every window). Each validation
+        ranks the whole catalogue per window, which at 10^6 items would take longer than the
+        epoch; 50,000 windows put the standard error of NDCG@10 near 0.001.
       jit_compile: compile the Transformer with XLA (`tf.function(jit_compile=True)`); the
         loss, whose shapes depend on how many targets a batch has, stays a plain graph.
       precision: float32, or mixed_float16 / mixed_bfloat16 on a GPU (Keras mixed precision;
@@ -296,6 +300,7 @@ class TrainConfig:
     seed: int = 0
     strategy: str = "default"
     eval_k: int = 10
+    valid_windows: int = 50_000
     jit_compile: bool = False
     precision: str = "float32"
 
@@ -306,6 +311,8 @@ class TrainConfig:
             raise ValueError(f"optimizer {self.optimizer!r} is not one of {OPTIMIZERS}.")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision {self.precision!r} is not one of {PRECISIONS}.")
+        if self.valid_windows < 0:
+            raise ValueError("valid_windows must be >= 0 (0: validate on every window).")
         if self.batch_size < 1 or self.epochs < 1 or self.checkpoint_every < 1:
             raise ValueError("batch_size, epochs and checkpoint_every must be >= 1.")
 

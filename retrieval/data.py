@@ -7,6 +7,7 @@ vocabulary, and the token on line i (0-based) of `vocab/<name>.txt` gets id i + 
 from __future__ import annotations
 
 import glob
+import json
 import os
 
 import numpy as np
@@ -53,6 +54,9 @@ _LOGGING_SPEC = {
     },
     **{name: tf.io.FixedLenSequenceFeature([], tf.float32, allow_missing=True) for name in FLOAT_FEATURES},
 }
+# Fingerprint buckets of the window sample: fine enough that a share is kept to 1e-6.
+_SHARE_BUCKETS = 1_000_000
+
 _CONTEXT_SPEC = {
     "user_id": tf.io.FixedLenFeature([], tf.string),
     "split": tf.io.FixedLenFeature([], tf.string),
@@ -89,6 +93,7 @@ def sequence_dataset(
     seed: int = 0,
     keep_strings: bool = False,
     logging: bool = False,
+    share: float = 1.0,
 ) -> tf.data.Dataset:
     """Padded batches of sequence windows.
 
@@ -103,6 +108,9 @@ def sequence_dataset(
       logging: also return the logging columns, `is_random` [batch, max_len] int32 (-1
         unknown) and `propensity` [batch, max_len] float32 (-1 unknown); files written
         before they existed read as unknown.
+      share: keep only this share of the windows, chosen by a fingerprint of the user id
+        (FarmHash, not Python's `hash()`): the same windows in every epoch, run and process,
+        and independent of file order. 1.0 keeps all (see `window_share`).
 
     Returns:
       A dataset of dicts: `user_id` [batch] string; `item`, `action`, `reason`, `label`,
@@ -148,6 +156,13 @@ def sequence_dataset(
     if shuffle:
         dataset = dataset.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    if not 0.0 < share <= 1.0:
+        raise ValueError(f"share must be in (0, 1], got {share}.")
+    if share < 1.0:
+        kept = int(share * _SHARE_BUCKETS)
+        dataset = dataset.filter(
+            lambda w: tf.strings.to_hash_bucket_fast(w["user_id"], _SHARE_BUCKETS) < kept
+        )
     shapes = {name: [max_len] for name in _PAD_VALUES}
     pads = {
         name: tf.constant(v, tf.int64 if name in ("timestamp", "watch_ms", "duration_ms") else tf.int32)
@@ -163,6 +178,26 @@ def sequence_dataset(
     dataset = dataset.padded_batch(batch_size, padded_shapes=shapes, padding_values=pads)
     dataset = dataset.map(lambda b: dict(b, mask=b["label"] >= 0))
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def window_share(data_dir: str, split: str, max_windows: int) -> tuple[float, int]:
+    """The `share` of `sequence_dataset` that keeps about `max_windows` of `split`'s windows.
+
+    Args:
+      data_dir: WORKDIR/data (its stats.json counts the windows per split).
+      split: `train`, `valid` or `test`.
+      max_windows: the cap; 0 keeps every window.
+
+    Returns:
+      (share, windows in the split): share 1.0 when the split has at most `max_windows`.
+    """
+    if max_windows < 0:
+        raise ValueError(f"max_windows must be >= 0 (0: every window), got {max_windows}.")
+    with open(os.path.join(data_dir, "stats.json"), encoding="utf-8") as handle:
+        rows = int(json.load(handle)["splits"].get(split, 0))
+    if max_windows == 0 or rows <= max_windows:
+        return 1.0, rows
+    return max_windows / rows, rows
 
 
 def load_items(data_dir: str) -> list[dict]:

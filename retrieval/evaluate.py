@@ -88,15 +88,19 @@ def rank_targets(
     progress=None,
     total_rows: int | None = None,
     logging: bool = False,
+    share: float = 1.0,
 ) -> RankedTargets:
     """Rank every target of `split` (see module doc). `progress(done_rows, total_rows)`;
-    `logging`: also keep the windows' logging columns (for `ntr.retrieval.offline`)."""
+    `logging`: also keep the windows' logging columns (for `ntr.retrieval.offline`);
+    `share`: rank only a fixed, user-fingerprinted share of the windows (`data.window_share`)."""
     candidates = model.candidate_embeddings()
     k_max = min(k_max, model.num_items)
     rank_fn = _rank_function(model, k_max)
     parts: dict[str, list] = {}
     offset = done = 0
-    for batch in sequence_dataset(data_dir, split, batch_size, model.config.model.max_len, logging=logging):
+    for batch in sequence_dataset(
+        data_dir, split, batch_size, model.config.model.max_len, logging=logging, share=share
+    ):
         logged = {name: batch.pop(name) for name in LOGGING_COLUMNS if name in batch}
         out = {k: v.numpy() for k, v in rank_fn(batch, candidates).items() if k != "query"}
         out["row"] = out["row"] + offset
@@ -158,9 +162,12 @@ def summarize(ranked: RankedTargets, ks: tuple[int, ...] = (10,), fhr_window_day
     return out
 
 
-def validation_ndcg(model: NTRModel, data_dir: str, k: int = 10, batch_size: int = 128) -> float:
-    """Mean NDCG@k on the valid split's positive targets (the early-stopping criterion)."""
-    ranked = rank_targets(model, data_dir, "valid", batch_size=batch_size, k_max=k)
+def validation_ndcg(
+    model: NTRModel, data_dir: str, k: int = 10, batch_size: int = 128, share: float = 1.0
+) -> float:
+    """Mean NDCG@k on the valid split's positive targets (the early-stopping criterion);
+    `share` < 1 ranks a fixed sample of the windows (`train.valid_windows`)."""
+    ranked = rank_targets(model, data_dir, "valid", batch_size=batch_size, k_max=k, share=share)
     value = metrics.mean_se(metrics.ndcg_at_k(ranked.rank[ranked.label == int(Label.POSITIVE)], k))["mean"]
     if value is None:
         raise ValueError(f"the valid split of {data_dir} has no positive targets: cannot early-stop on it.")

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from ntr.pipelines.atomic import write_json
 from ntr.retrieval.config import RetrievalConfig
-from ntr.retrieval.data import sequence_dataset
+from ntr.retrieval.data import sequence_dataset, window_share
 from ntr.retrieval.distribute import (
     agreed_mean,
     is_chief,
@@ -237,6 +237,13 @@ def train(
         else tf.summary.create_noop_writer()
     )
     steps_per_epoch = math.ceil(windows["train"] / config.train.batch_size)
+    valid_share, valid_rows = window_share(data_dir, "valid", config.train.valid_windows)
+    if valid_share < 1.0:
+        # Each validation ranks every window against the whole catalogue: at 10^6 items and
+        # 10^5 windows that is most of an epoch's time, so early stopping reads a fixed sample.
+        log(
+            f"validating on a fixed {valid_share:.1%} of the {valid_rows} valid windows (train.valid_windows)"
+        )
     started = time.perf_counter()
     total_targets = 0
     while not int(state["done"]) and int(state["epoch"]) < config.train.epochs:
@@ -269,7 +276,7 @@ def train(
                 )
             if step % config.train.checkpoint_every == 0:
                 manager.save(checkpoint_number=step)
-        ndcg = agreed_mean(strategy, validation_ndcg(model, data_dir, config.train.eval_k))
+        ndcg = agreed_mean(strategy, validation_ndcg(model, data_dir, config.train.eval_k, share=valid_share))
         with writer.as_default(step=int(state["step"])):
             tf.summary.scalar(f"valid/ndcg@{config.train.eval_k}", ndcg)
         improved = ndcg > float(state["best_ndcg"])
@@ -299,6 +306,7 @@ def train(
         "epochs_run": int(state["epoch"]),
         "steps": int(state["step"]),
         f"valid_ndcg@{config.train.eval_k}": float(state["best_ndcg"]),
+        "valid_share": valid_share,
         "seconds_this_run": round(elapsed, 2),
         "targets_per_second_this_run": round(total_targets / max(elapsed, 1e-9), 1),
         "num_replicas": strategy.num_replicas_in_sync,

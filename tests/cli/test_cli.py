@@ -56,6 +56,22 @@ def test_tiny_demo_then_preprocess_again(tmp_path, capsys):
                 assert estimate["ci95"][0] <= estimate["ci95"][1]
             assert ope[reward]["ipw"]["mean"] >= 0 and ope[reward]["snipw"]["mean"] >= 0
         assert (tmp_path / "w" / "models" / variant / "saved_model" / "saved_model.pb").exists()
+        assert report["windows"] == {
+            "in_split": report["windows"]["ranked"],
+            "share": 1.0,
+            "ranked": report["windows"]["ranked"],
+        }
+    # --max-windows ranks a fixed user sample and the report says how much of the split it saw.
+    sampled = str(tmp_path / "sampled.json")
+    assert (
+        main(
+            ["evaluate", "--workdir", workdir, "--variant", "ntr", "--max-windows", "20", "--output", sampled]
+        )
+        == 0
+    )
+    windows = json.loads(open(sampled, encoding="utf-8").read())["windows"]
+    assert windows["share"] == 20 / windows["in_split"] and 0 < windows["ranked"] < windows["in_split"]
+    assert "ranked a fixed sample" in capsys.readouterr().out
     fitted = json.loads((tmp_path / "w" / "models" / "ntr_fitted" / "config.json").read_text())
     assert len(fitted["reaction"]["strengths"]) == 4 and "export" in fitted
     # The simulation ran on every variant and wrote the report.

@@ -4,12 +4,21 @@ import json
 import os
 
 import numpy as np
+import pytest
 
 from ntr.pipelines.config import PreprocessConfig, SplitConfig
 from ntr.pipelines.events import Label
 from ntr.pipelines.pipeline import run_preprocess
-from ntr.retrieval.data import NUM_RESERVED, PAD_ID, load_items, load_vocab, read_histories, sequence_dataset
-from tests.conftest import event, write_jsonl
+from ntr.retrieval.data import (
+    NUM_RESERVED,
+    PAD_ID,
+    load_items,
+    load_vocab,
+    read_histories,
+    sequence_dataset,
+    window_share,
+)
+from tests.conftest import TINY_WINDOW, event, write_jsonl
 
 ITEMS = [
     {"item_id": f"i{k}", "creator_id": "c", "categories": ["x"], "duration_ms": 9000, "text": ""}
@@ -113,3 +122,28 @@ def test_logging_columns_reach_the_test_split_and_a_log_without_them_reads_as_un
     with open(os.path.join(config.output_dir, "stats.json"), encoding="utf-8") as handle:
         stats = json.load(handle)
     assert stats["logging"] == {"random": {"valid": 1}, "propensity": 2}  # i1 is u1's valid target
+
+
+def _valid_users(data_dir, share):
+    batches = sequence_dataset(data_dir, "valid", batch_size=16, max_len=TINY_WINDOW, share=share)
+    return [user.decode() for batch in batches for user in batch["user_id"].numpy()]
+
+
+def test_window_share_keeps_a_fixed_user_sample(tiny_data):
+    share, rows = window_share(tiny_data, "valid", 0)
+    everyone = _valid_users(tiny_data, 1.0)
+    assert share == 1.0 and len(everyone) == rows == len(set(everyone)) > 40
+    assert window_share(tiny_data, "valid", rows) == (1.0, rows)
+    half, _ = window_share(tiny_data, "valid", rows // 2)
+    assert half == (rows // 2) / rows
+    sample = _valid_users(tiny_data, half)
+    # The same windows on every read (an epoch's validation is comparable with the last one's),
+    # a true subset of the split, nested under a smaller share, and near the asked-for size.
+    assert _valid_users(tiny_data, half) == sample
+    assert set(sample) < set(everyone)
+    assert set(_valid_users(tiny_data, half / 2)) <= set(sample)
+    assert abs(len(sample) - half * rows) <= 4 * np.sqrt(rows * half * (1 - half))
+    with pytest.raises(ValueError, match=r"max_windows must be >= 0"):
+        window_share(tiny_data, "valid", -1)
+    with pytest.raises(ValueError, match=r"share must be in \(0, 1\]"):
+        sequence_dataset(tiny_data, "valid", batch_size=16, max_len=TINY_WINDOW, share=0.0)

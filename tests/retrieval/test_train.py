@@ -12,8 +12,12 @@ import time
 import numpy as np
 import pytest
 
+from ntr.pipelines.events import Label
+from ntr.retrieval.data import sequence_dataset
+from ntr.retrieval.evaluate import rank_targets
 from ntr.retrieval.export import export_model, histories_to_inputs
 from ntr.retrieval.items import load_item_table
+from ntr.retrieval.metrics import ndcg_at_k
 from ntr.retrieval.train import check_model_dir, load_trained, model_metadata, train
 from tests.retrieval.conftest import TINY_MAX_LEN, TINY_OVERRIDES, tiny_config
 
@@ -201,3 +205,28 @@ def test_a_killed_worker_is_recovered_by_running_the_command_again(tiny_data, tm
     expected = train(tiny_config("ntr"), tiny_data, str(tmp_path / "one"), log=lambda _: None)
     assert summary["steps"] == expected["steps"] and summary["workers"] == 2
     assert summary["valid_ndcg@10"] == pytest.approx(expected["valid_ndcg@10"], abs=0.01)
+
+
+def test_validation_on_a_window_sample_scores_exactly_those_windows(tiny_data, tmp_path):
+    logs = []
+    rows = json.loads(open(os.path.join(tiny_data, "stats.json"), encoding="utf-8").read())["splits"]["valid"]
+    config = tiny_config(extra=("train.epochs=1", f"train.valid_windows={rows // 3}"))
+    summary = train(config, tiny_data, str(tmp_path / "s"), log=logs.append)
+    assert summary["valid_share"] == (rows // 3) / rows
+    assert any("validating on a fixed" in line and f"of the {rows} valid windows" in line for line in logs)
+    # The early-stopping figure is the NDCG of the sampled users' positive targets in a ranking
+    # of the whole split: nothing else entered it.
+    model = load_trained(str(tmp_path / "s"), tiny_data)
+    ranked = rank_targets(model, tiny_data, "valid", k_max=10)
+    users = {
+        user
+        for batch in sequence_dataset(tiny_data, "valid", 16, TINY_MAX_LEN, share=summary["valid_share"])
+        for user in batch["user_id"].numpy()
+    }
+    row_users = np.concatenate(
+        [batch["user_id"].numpy() for batch in sequence_dataset(tiny_data, "valid", 128, TINY_MAX_LEN)]
+    )
+    keep = np.isin(row_users[ranked.row], list(users)) & (ranked.label == int(Label.POSITIVE))
+    assert 0 < keep.sum() < (ranked.label == int(Label.POSITIVE)).sum()
+    expected = ndcg_at_k(ranked.rank[keep], 10).mean()
+    assert summary["valid_ndcg@10"] == pytest.approx(expected, abs=1e-6)
