@@ -3,15 +3,15 @@
 For each named world scale (default `xl`: 10^5 items, ~10^6 events, the reference; and `xxl`:
 10^6 items, ~3*10^6 events) it runs, in WORKDIR/<scale>, `ntr generate`, `ntr preprocess`,
 `ntr train` of `ntr` (softmax `auto`: sampled above 50,000 items), `ntr evaluate` (test split,
-full-corpus ranking over every item, of at most --windows windows: a fixed user sample above it,
-as is each epoch's validation), `ntr index --k 10 --target-recall 0.95` and the service
+full-corpus ranking over every item, of at most --test-windows windows: a fixed user sample above it,
+as is each epoch's validation, --valid-windows), `ntr index --k 10 --target-recall 0.95` and the service
 under load (`benchmarks.serving_load`, 200 requests/s, its own section `serving_load_<scale>`).
 Each stage runs in its own process; its peak is that process's largest resident set (`wait4`),
 the server's is its VmHWM. Stages already done are kept (their records in
 WORKDIR/<scale>/reports/stages.json); delete the folder to redo one.
 
     python -m benchmarks.catalogue_scale [--workdir /tmp/ntr-bench-scale] [--scales xl,xxl] [--epochs 2]
-        [--windows 50000]
+        [--valid-windows 1000] [--test-windows 2000]
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ K = 10
 STAGES = ("generate", "preprocess", "train", "evaluate", "index", "serve")
 
 
-def stage_commands(workdir: str, scale: str, seed: int, epochs: int, windows: int) -> dict[str, list[str]]:
+def stage_commands(
+    workdir: str, scale: str, seed: int, epochs: int, windows: tuple[int, int]
+) -> dict[str, list[str]]:
     serving = [sys.executable, "-m", "benchmarks.serving_load", "--workdir", workdir, "--section",
                f"serving_load_{scale}", "--negatives-rate", "0", "--no-auth-arm", "--json",
                os.path.join(workdir, "reports", "serving.json")]  # fmt: skip
@@ -48,7 +50,7 @@ def stage_commands(workdir: str, scale: str, seed: int, epochs: int, windows: in
             str(epochs),
             "--no-progress",
             "--set",
-            f"train.valid_windows={windows}",
+            f"train.valid_windows={windows[0]}",
         ],  # fmt: skip
         "evaluate": [
             NTR,
@@ -58,7 +60,7 @@ def stage_commands(workdir: str, scale: str, seed: int, epochs: int, windows: in
             "--variant",
             "ntr",
             "--max-windows",
-            str(windows),
+            str(windows[1]),
         ],
         "index": [
             NTR,
@@ -77,7 +79,7 @@ def stage_commands(workdir: str, scale: str, seed: int, epochs: int, windows: in
     }
 
 
-def run_stages(workdir: str, scale: str, seed: int, epochs: int, windows: int) -> dict[str, dict]:
+def run_stages(workdir: str, scale: str, seed: int, epochs: int, windows: tuple[int, int]) -> dict[str, dict]:
     """Runs the stages not yet recorded; returns {stage: {"seconds", "peak_mib"}}."""
     path = os.path.join(workdir, "reports", "stages.json")
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -216,10 +218,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="world and training seed")
     parser.add_argument("--epochs", type=int, default=2, help="training epochs at most")
     parser.add_argument(
-        "--windows",
+        "--valid-windows",
         type=int,
-        default=50_000,
-        help="valid windows per validation and test windows evaluated, a fixed user sample above it (0: all)",
+        default=1_000,
+        help="valid windows ranked per epoch (train.valid_windows)",
+    )
+    parser.add_argument(
+        "--test-windows", type=int, default=2_000, help="test windows ranked (ntr evaluate --max-windows)"
     )
     parser.add_argument("--section", default="catalogue_scale", help="BENCHMARKS.md section to write")
     args = parser.parse_args()
@@ -227,7 +232,9 @@ def main() -> None:
     stages, facts = {}, {}
     for scale in scales:
         workdir = os.path.join(args.workdir, scale)
-        stages[scale] = run_stages(workdir, scale, args.seed, args.epochs, args.windows)
+        stages[scale] = run_stages(
+            workdir, scale, args.seed, args.epochs, (args.valid_windows, args.test_windows)
+        )
         facts[scale] = figures(workdir)
     ref = facts[scales[0]]
     model = ref["model"]
@@ -239,8 +246,9 @@ def main() -> None:
             f"logQ `{model['sampled_log_q']}`, optimizer `{ref['optimizer']}`), at most {args.epochs} epochs. Peak "
             "memory is the stage process's largest resident set; the serve stage is the load client (with an "
             "in-process reference recommender), the server's own peak is the row after it. Validation and "
-            f"evaluation rank a fixed user-fingerprint sample of at most {args.windows:,} windows against the "
-            "whole catalogue (`train.valid_windows`, `ntr evaluate --max-windows`). Service latency "
+            f"evaluation rank a fixed user-fingerprint sample of at most {args.valid_windows:,} and "
+            f"{args.test_windows:,} windows against the whole catalogue (`train.valid_windows`, `ntr evaluate "
+            "--max-windows`): their cost is windows x items. Service latency "
             f"details: sections `serving_load_<scale>`. The last column is the ratio of the last scale to "
             f"the first.\n",
             *table(scales, stages, facts),

@@ -7,6 +7,7 @@ import sqlite3
 import httpx
 import pytest
 
+from ntr.retrieval.data import read_histories
 from ntr.retrieval.exported import ExportedModel
 from ntr.serving.process import ServerProcess
 from tests.serving.conftest import watch
@@ -199,3 +200,17 @@ def test_graceful_shutdown_and_kill_keep_every_acknowledged_event(tiny_export, t
             assert process.stop(sig) == -signal.SIGKILL
         with sqlite3.connect(db) as db_handle:
             assert db_handle.execute("SELECT COUNT(*) FROM events").fetchone() == (acknowledged,) == (40,)
+
+
+def test_histories_read_from_training_data_are_accepted_as_they_are(client, tiny_data):
+    # read_histories is how the benchmarks (serving_load, catalogue_scale) replay logged users
+    # into the service; a field the events schema does not know would be a 422 there.
+    histories = read_histories(tiny_data, "valid", limit=3)
+    assert len(histories) == 3
+    for i, history in enumerate(histories):
+        events = [{k: v for k, v in event.items() if v is not None} for event in history][-MAX_HISTORY:]
+        response = client.post("/v1/events", json={"user_id": f"replayed{i}", "events": events})
+        assert response.status_code == 200, response.text
+        assert response.json()["accepted"] == len(events)
+        recommended = client.post("/v1/recommend", json={"user_id": f"replayed{i}", "k": 5}).json()
+        assert recommended["history_length"] == len(events) and len(recommended["items"]) == 5
