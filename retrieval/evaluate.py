@@ -48,19 +48,28 @@ class RankedTargets:
         return rows[self.row, self.position]
 
 
-def _rank_batch(model: NTRModel, batch: dict, candidates: tf.Tensor, k_max: int) -> dict:
-    targets = model.target_queries(batch, training=False)
-    scores = tf.matmul(targets["query"], candidates, transpose_b=True)  # [q, num_items]
-    column = targets["item"] - NUM_RESERVED
+# Scores of one ranking chunk are [queries, num_items] floats, copied a few times (filter,
+# comparison, top-k): capping queries x items at 2^27 keeps a chunk near 0.5 GiB a copy, so a
+# 10^6-item catalogue ranks 134 targets at a time instead of OOM-ing on a 1,280-target batch.
+RANK_CHUNK_ELEMENTS = 1 << 27
+
+
+def _rank_chunk(
+    query: tf.Tensor,
+    item: tf.Tensor,
+    position: tf.Tensor,
+    history: tf.Tensor,
+    candidates: tf.Tensor,
+    k_max: int,
+) -> dict:
+    """Rank `query` [q, dim] (targets `item`, `position` [q]; window items `history`
+    [q, seq_len]) against `candidates` [num_items, dim]: `rank`, `log_p` [q], `top` [q, k_max]."""
+    scores = tf.matmul(query, candidates, transpose_b=True)  # [q, num_items]
+    column = item - NUM_RESERVED
     target_score = tf.gather(scores, column, axis=1, batch_dims=1)
     # History filter: (query, column) pairs of events before the target, other than the target.
-    history = tf.gather(batch["item"], targets["row"])  # [q, seq_len]
     seq = tf.range(tf.shape(history)[1])[tf.newaxis, :]
-    drop = (
-        (seq < targets["position"][:, tf.newaxis])
-        & (history >= NUM_RESERVED)
-        & (history != targets["item"][:, tf.newaxis])
-    )
+    drop = (seq < position[:, tf.newaxis]) & (history >= NUM_RESERVED) & (history != item[:, tf.newaxis])
     where = tf.cast(tf.where(drop), tf.int32)
     columns = tf.gather_nd(history, where) - NUM_RESERVED
     indices = tf.stack([where[:, 0], columns], axis=1)
@@ -68,15 +77,49 @@ def _rank_batch(model: NTRModel, batch: dict, candidates: tf.Tensor, k_max: int)
     rank = tf.reduce_sum(tf.cast(scores > target_score[:, tf.newaxis], tf.int32), axis=1)
     log_p = target_score - tf.reduce_logsumexp(scores, axis=1)
     top = tf.math.top_k(scores, k=k_max).indices + NUM_RESERVED
-    return dict(targets, rank=rank, log_p=log_p, top=top)
+    return {"rank": rank, "log_p": log_p, "top": top}
 
 
-def _rank_function(model: NTRModel, k_max: int):
-    """One traced ranking function per (model, k_max), reused across calls (e.g. each epoch)."""
+def _rank_functions(model: NTRModel, k_max: int):
+    """Traced (targets, chunk ranking) functions per (model, k_max), reused across calls (e.g.
+    each epoch); shapes vary per batch, hence reduce_retracing."""
     cache = model.__dict__.setdefault("_ntr_rank_functions", {})
     if k_max not in cache:
-        cache[k_max] = tf.function(lambda batch, candidates: _rank_batch(model, batch, candidates, k_max))
+        cache[k_max] = (
+            tf.function(lambda batch: model.target_queries(batch, training=False), reduce_retracing=True),
+            tf.function(
+                lambda query, item, position, history, candidates: _rank_chunk(
+                    query, item, position, history, candidates, k_max
+                ),
+                reduce_retracing=True,
+            ),
+        )
     return cache[k_max]
+
+
+def _rank_batch(model: NTRModel, batch: dict, candidates: tf.Tensor, k_max: int) -> dict:
+    """Every target of one window batch, ranked in chunks of at most RANK_CHUNK_ELEMENTS
+    scores: the targets' `row`, `position`, `item`, `label`, `reason` [q] and `rank`, `log_p`
+    [q], `top` [q, k_max] as NumPy arrays."""
+    targets_fn, chunk_fn = _rank_functions(model, k_max)
+    targets = targets_fn(batch)
+    history = tf.gather(batch["item"], targets["row"])  # [q, seq_len]
+    q = int(targets["item"].shape[0])
+    chunk = max(1, RANK_CHUNK_ELEMENTS // int(candidates.shape[0]))
+    parts: dict[str, list] = {}
+    for start in range(0, max(q, 1), chunk):  # an empty batch still yields typed empty arrays
+        stop = min(q, start + chunk)
+        ranked = chunk_fn(
+            targets["query"][start:stop],
+            targets["item"][start:stop],
+            targets["position"][start:stop],
+            history[start:stop],
+            candidates,
+        )
+        for name, value in ranked.items():
+            parts.setdefault(name, []).append(value.numpy())
+    out = {k: v.numpy() for k, v in targets.items() if k != "query"}
+    return dict(out, **{name: np.concatenate(values) for name, values in parts.items()})
 
 
 def rank_targets(
@@ -95,14 +138,13 @@ def rank_targets(
     `share`: rank only a fixed, user-fingerprinted share of the windows (`data.window_share`)."""
     candidates = model.candidate_embeddings()
     k_max = min(k_max, model.num_items)
-    rank_fn = _rank_function(model, k_max)
     parts: dict[str, list] = {}
     offset = done = 0
     for batch in sequence_dataset(
         data_dir, split, batch_size, model.config.model.max_len, logging=logging, share=share
     ):
         logged = {name: batch.pop(name) for name in LOGGING_COLUMNS if name in batch}
-        out = {k: v.numpy() for k, v in rank_fn(batch, candidates).items() if k != "query"}
+        out = _rank_batch(model, batch, candidates, k_max)
         out["row"] = out["row"] + offset
         out["row_items"] = batch["item"].numpy()
         out["row_labels"] = batch["label"].numpy()

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from ntr.pipelines.events import Label
+from ntr.retrieval import evaluate
 from ntr.retrieval.data import NUM_RESERVED, sequence_dataset
 from ntr.retrieval.evaluate import rank_targets
 from ntr.retrieval.features import dwell_bucket, gap_bucket
@@ -81,8 +82,11 @@ def table_reason_id(data_dir, reason):
     return load_vocab(data_dir, "reasons").index(reason) + NUM_RESERVED
 
 
-def test_rank_targets_against_numpy_oracle(tiny_data):
+@pytest.mark.parametrize("chunk_queries", [None, 3])
+def test_rank_targets_against_numpy_oracle(tiny_data, monkeypatch, chunk_queries):
     model = NTRModel(tiny_config("ntr"), load_item_table(tiny_data))
+    if chunk_queries:  # a batch's targets ranked 3 at a time, as a large catalogue forces
+        monkeypatch.setattr(evaluate, "RANK_CHUNK_ELEMENTS", chunk_queries * model.num_items)
     ranked = rank_targets(model, tiny_data, "test", batch_size=8, k_max=7)
     cands = model.candidate_embeddings().numpy()
     batches = list(sequence_dataset(tiny_data, "test", 8, TINY_MAX_LEN))
