@@ -186,7 +186,7 @@ def build_index(
     config = config or choose_config(num_items)
     log(f"building a {config.kind} ScaNN searcher over {num_items:,} items (dim {dim})")
     start = time.perf_counter()
-    index = ScaNN(build_searcher(embeddings, config, k), num_items, dim)
+    index = ScaNN(build_searcher(embeddings, config, k), num_items, dim, num_leaves=config.num_leaves)
     build_seconds = time.perf_counter() - start
     log(f"built in {build_seconds:.1f}s; exact top-{k} of {len(queries):,} queries for tuning")
     exact = BruteForce(embeddings).search(queries, k)[1]
@@ -285,4 +285,5 @@ def load_index(index_dir: str, model_export: dict | None = None) -> tuple[ScaNN,
         check_manifest(manifest, model_export, index_dir)
     searcher = load_searcher(os.path.join(index_dir, "scann"))
     params = SearchParams(**manifest["search"])
-    return ScaNN(searcher, manifest["num_items"], manifest["dim"], params), manifest
+    leaves = manifest["config"].get("num_leaves")
+    return ScaNN(searcher, manifest["num_items"], manifest["dim"], params, leaves), manifest

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import math
 
 import numpy as np
 
@@ -87,23 +88,52 @@ class SearchParams:
 class ScaNN(TopK):
     """A `scann_ops_pybind` searcher with fixed search-time parameters."""
 
-    def __init__(self, searcher, num_items: int, dim: int, params: SearchParams | None = None):
+    def __init__(
+        self,
+        searcher,
+        num_items: int,
+        dim: int,
+        params: SearchParams | None = None,
+        num_leaves: int | None = None,
+    ):
         """Args:
         searcher: a built or loaded `scann_ops_pybind.ScannSearcher`.
         num_items / dim: shape of the embeddings it was built on.
         params: search-time settings; None uses the searcher's build-time defaults.
+        num_leaves: the tree's leaf count (tree searchers): a search for more neighbours than
+          the probed leaves hold probes more of them (see `search`).
         """
         self.searcher = searcher
         self.num_items, self.dim = num_items, dim
         self.params = params or SearchParams()
+        self.num_leaves = num_leaves
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         queries = self._check(queries, k)
         if len(queries) == 0:
             return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
+        leaves = self.params.leaves_to_search
+        if leaves is not None and self.num_leaves:
+            # The probed leaves hold about leaves * num_items / num_leaves points; ScaNN pads a
+            # result it cannot fill with row 0 and a NaN score. Probe 8x what k needs: a filtered
+            # request asks wide because the nearest leaves hold what it excludes.
+            leaves = min(self.num_leaves, max(leaves, math.ceil(8 * k * self.num_leaves / self.num_items)))
+        scores, indices = self._search(queries, k, leaves)
+        padded = np.isnan(scores).any(axis=1)
+        if padded.any():
+            # Uneven leaves: probe all of them for the queries that came back short.
+            if leaves is None or not self.num_leaves or leaves >= self.num_leaves:
+                raise RuntimeError(
+                    f"ScaNN returned fewer than k={k} neighbours; give ScaNN(num_leaves=) the tree's "
+                    "leaf count (load_index does) or ask for fewer."
+                )
+            scores[padded], indices[padded] = self._search(queries[padded], k, self.num_leaves)
+        return scores, indices
+
+    def _search(self, queries: np.ndarray, k: int, leaves: int | None) -> tuple[np.ndarray, np.ndarray]:
         kwargs = {"final_num_neighbors": k}
-        if self.params.leaves_to_search is not None:
-            kwargs["leaves_to_search"] = self.params.leaves_to_search
+        if leaves is not None:
+            kwargs["leaves_to_search"] = leaves
         if self.params.pre_reorder_num_neighbors is not None:
             # Reordering fewer candidates than k would return fewer than k.
             kwargs["pre_reorder_num_neighbors"] = max(k, self.params.pre_reorder_num_neighbors)

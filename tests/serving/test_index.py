@@ -142,3 +142,26 @@ def test_scann_reorders_at_least_k():
     scores, indices = index.search(embeddings[:3], 40)
     assert indices.shape == (3, 40) and len(set(indices[0])) == 40
     assert isinstance(index, ScaNN)
+
+
+def test_tree_search_wider_than_its_probed_leaves_returns_k_real_neighbours():
+    """ScaNN pads a result its probed leaves cannot fill with row 0 and a NaN score; a filtered
+    request asks for that many when a dislike excludes the query's neighbourhood."""
+    rng = np.random.default_rng(7)
+    embeddings = clustered(rng, 20_000, 8)
+    config = IndexConfig(kind="tree_ah", num_leaves=141, training_sample_size=20_000)
+    index, _ = build_index(embeddings, embeddings[:20], k=10, config=config)
+    index.params = SearchParams(leaves_to_search=2, pre_reorder_num_neighbors=40)  # ~280 points
+    queries = embeddings[:3]
+    scores, indices = index.search(queries, 5_000)
+    assert not np.isnan(scores).any()
+    assert all(len(set(row)) == 5_000 for row in indices)
+    # The scores are the items' dot products (exactly reordered), best first.
+    np.testing.assert_allclose(
+        scores, np.einsum("qd,qkd->qk", queries, embeddings[indices]), rtol=1e-5, atol=1e-5
+    )
+    assert (np.diff(scores, axis=1) <= 1e-6).all()
+    # Without the leaf count the shortfall is an error that says what to do, never padding.
+    blind = ScaNN(index.searcher, index.num_items, index.dim, index.params)
+    with pytest.raises(RuntimeError, match="num_leaves"):
+        blind.search(queries, 5_000)

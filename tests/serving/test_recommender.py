@@ -157,3 +157,64 @@ def test_scann_index_and_brute_force_give_the_same_recommendations(model, tiny_i
     via_numpy = Recommender(model, BruteForce(model.embeddings)).recommend_batch(histories, 10)
     for a, b in zip(via_scann, via_numpy, strict=True):
         assert [r["item_id"] for r in a.items] == [r["item_id"] for r in b.items]
+
+
+class CountingBruteForce(BruteForce):
+    """The exact index, counting the searches a request makes and their widths."""
+
+    def __init__(self, embeddings):
+        super().__init__(embeddings)
+        self.widths = []
+
+    def search(self, queries, k):
+        self.widths.append(k)
+        return super().search(queries, k)
+
+
+def oracle(model, history, banned_categories, k):
+    """Top k of the allowed items by exact score (ties by the smaller row), and the excluded
+    items scoring at least the k-th of them, best first: a NumPy oracle of filtered retrieval."""
+    query = model.encode([history])[0]
+    scores = model.embeddings @ query
+    consumed = {e["item_id"] for e in history}
+    excluded = np.array(
+        [i["item_id"] in consumed or bool(banned_categories & set(i["categories"])) for i in model.items]
+    )
+    order = sorted(range(len(scores)), key=lambda r: (-scores[r], r))
+    allowed = [r for r in order if not excluded[r]][:k]
+    above = [r for r in order if excluded[r] and scores[r] >= scores[allowed[-1]]]
+    return [model.item_ids[r] for r in allowed], [model.item_ids[r] for r in above]
+
+
+@pytest.mark.parametrize("exact_share", [1.0, 0.1])
+def test_heavy_filters_give_the_oracles_top_k_in_few_searches(model, monkeypatch, exact_share):
+    """Dislikes that exclude most of the catalogue, so the first candidates are nearly all
+    removed: the result is still the exact top k of what is allowed, reached by a few wide
+    searches (exact_share 1.0: the index all the way) or by scoring the catalogue once (0.1)."""
+    from ntr.serving import recommender as module  # noqa: PLC0415
+
+    monkeypatch.setattr(module, "EXACT_SHARE", exact_share)
+    index = CountingBruteForce(model.embeddings)
+    recommender = Recommender(model, index, RecommenderConfig(candidate_factor=1, min_extra=0))
+    query = model.encode([[watched(model.item_ids[0], 1)]])[0]
+    top_categories = [
+        c for r in np.argsort(-(model.embeddings @ query)) for c in model.items[r]["categories"]
+    ]
+    banned = set(list(dict.fromkeys(top_categories))[:5])  # the 5 categories it likes best
+    dislikes = [
+        disliked(next(i["item_id"] for i in model.items if c in i["categories"]), 2 + t, reason="topic")
+        for t, c in enumerate(sorted(banned))
+    ]
+    history = [watched(model.item_ids[0], 1), *dislikes]
+    allowed = sum(1 for i in model.items if not banned & set(i["categories"]))
+    assert allowed < len(model.items) / 2  # the filters remove most of the catalogue
+    want_items, want_filtered = oracle(model, model.known(history)[0], banned, 5)
+    result = recommender.recommend(history, 5)
+    assert [r["item_id"] for r in result.items] == want_items
+    assert [f["item_id"] for f in result.filtered] == want_filtered
+    assert all(f["why"] in ("category_disliked", "consumed", "disliked") for f in result.filtered)
+    if exact_share == 1.0:
+        # K' = 5, then x16 (80), then at most (excluded + k): never more than three searches.
+        assert index.widths[:2] == [5, 80] and len(index.widths) <= 3
+    else:
+        assert index.widths == [5]  # the next width passes 10% of the catalogue: scored exactly
