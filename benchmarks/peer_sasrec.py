@@ -66,6 +66,29 @@ def export(workdir: str) -> str:
     return out
 
 
+def popularity(folder: str) -> str:
+    """Ranks every query by the train split's positive counts (ties by item id), as a floor both
+    models should clear; returns the ranked file (same format as the peer's)."""
+    path = os.path.join(folder, "ranked-popularity.jsonl")
+    if os.path.exists(path):
+        return path
+    counts: dict[str, int] = {}
+    with open(os.path.join(folder, "train.tsv"), encoding="utf-8") as handle:
+        next(handle)
+        for line in handle:
+            item = line.split("\t")[1]
+            counts[item] = counts.get(item, 0) + 1
+    order = sorted(counts, key=lambda i: (-counts[i], i))
+    with (
+        open(os.path.join(folder, "filters.jsonl"), encoding="utf-8") as filters,
+        open(path, "w", encoding="utf-8") as out,
+    ):
+        for f in map(json.loads, filters):
+            # Long enough that the history filter still leaves K.
+            out.write(json.dumps({"query": f["query"], "top": order[: K + len(f["drop"])]}) + "\n")
+    return path
+
+
 def score(folder: str, ranked_path: str) -> dict:
     """NDCG@10 and recall@10 of the peer's lists after ntr's history filter, with the metrics
     `ntr evaluate` uses (a target missing from the filtered top 10 gets rank K: no hit)."""
@@ -109,14 +132,16 @@ def main() -> None:
         f"sequence's last item, at most {args.epochs} epochs), fed the positive events before each target. "
         "The peer trains on the train split's windows as sequences (one RecTools user per window; positive "
         "events only, deduplicated within a window).\n",
-        "| dataset | seed | ntr `positives_only` NDCG@10 | peer SASRec NDCG@10 | ntr / peer | ntr recall@10 | "
-        "peer recall@10 | peer epochs, fit s |",
-        "|---|---|---|---|---|---|---|---|",
+        "Popularity: every target ranked by the train split's positive counts, the same filter (a floor).\n",
+        "| dataset | seed | ntr `positives_only` NDCG@10 | peer SASRec NDCG@10 | ntr / peer | popularity NDCG@10 | "
+        "ntr recall@10 | peer recall@10 | peer epochs, fit s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name in args.datasets.split(","):
         workdir = os.path.join(args.root, name)
         prepare(name, workdir, os.path.abspath(args.datasets_dir))
         folder = export(workdir)
+        floor = score(folder, popularity(folder))["ndcg@10"]
         ratios = []
         for seed in seeds:
             ours = train_and_evaluate(workdir, "positives_only", seed, [])["metrics"]
@@ -137,13 +162,14 @@ def main() -> None:
             lines.append(
                 f"| {name} | {seed} | {ours['ndcg@10']['mean']:.4f} ± {ours['ndcg@10']['se']:.4f} | "
                 f"{peer['ndcg@10']['mean']:.4f} ± {peer['ndcg@10']['se']:.4f} | {ratio:.2f} | "
+                f"{floor['mean']:.4f} ± {floor['se']:.4f} | "
                 f"{ours['recall@10']['mean']:.4f} | {peer['recall@10']['mean']:.4f} | "
                 f"{meta['epochs_run']}, {meta['fit_seconds']} |"
             )
             print(lines[-1], flush=True)
         if len(ratios) > 1:
             mean, se = mean_se(ratios)
-            lines.append(f"| {name} | mean | | | {mean:.2f} ± {se:.2f} | | | |")
+            lines.append(f"| {name} | mean | | | {mean:.2f} ± {se:.2f} | | | | |")
     body = "\n".join(lines)
     print(body)
     write_section(args.section, "A peer: RecTools SASRec against ntr positives_only", body)
