@@ -119,30 +119,38 @@ def main() -> None:
         f"Default world (3% random exposures, logged propensities), seed {args.seed}; closed loop: "
         f"{args.users} users, {args.steps} steps, the model alone, the same users and draws for every "
         "setting. Offline figures from `ntr evaluate` on the test split.\n",
-        "| setting | logged NDCG@10 | random-slice AUC | SNIPS watch s | SNIPS dislike rate | "
-        "closed-loop watch s/step | closed-loop dislike rate |",
-        "|---|---|---|---|---|---|---|",
+        "| setting | logged NDCG@10 | random-slice NDCG@10 | random-slice AUC | SNIPS watch s | "
+        "SNIPS dislike rate | closed-loop watch s/step | closed-loop dislike rate | closed-loop skip rate |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for n in names:
         r = reports[n]
         snips = r["off_policy"]
         cells = [
             f"{r['metrics']['ndcg@10']['mean']:.4f}",
+            _fmt_se((r.get("random_slice") or {}).get("ndcg@10")),
             _fmt(r["random_slice"]["auc"]["mean"]),
             _fmt(snips["watch_seconds"]["snipw"]["mean"] if snips["n"] else None, 2),
             _fmt(snips["dislike_rate"]["snipw"]["mean"] if snips["n"] else None),
             f"{loops[n]['watch_seconds']['mean']:.2f}",
             f"{loops[n]['dislike_rate']['mean']:.4f}",
+            f"{loops[n]['skip_rate']['mean']:.3f}",
         ]
         lines.append(f"| `{n}` | " + " | ".join(cells) + " |")
+    rng = np.random.default_rng(args.seed)
+    between, low, high = spearman_with_interval(watch, -dislike, rng)
     lines += [
+        "",
+        f"The closed loop's own outcomes: Spearman's rho of watch time with -dislike rate {between:+.2f} "
+        f"[{low:+.2f}, {high:+.2f}]. Rank correlations are correlations of rank vectors, so a metric with "
+        f"rho >= m with both needs rho(watch, -dislike) >= 2m^2 - 1: here no metric can reach more than "
+        f"{ceiling(between):.2f} with both.",
         "",
         f"Spearman's rho across the {len(names)} settings (offline metric signed so that higher is "
         "better), [95% bootstrap interval over settings]:\n",
         "| offline metric | with closed-loop watch time | with closed-loop -dislike rate |",
         "|---|---|---|",
     ]
-    rng = np.random.default_rng(args.seed)
     for metric, (read, sign) in OFFLINE.items():
         try:
             values = np.array([sign * read(reports[n]) for n in names], np.float64)
@@ -160,6 +168,17 @@ def main() -> None:
     body = "\n".join(lines)
     print(body)
     write_section(args.section, "Agreement of offline metrics with the closed loop", body)
+
+
+def ceiling(rho_between: float) -> float:
+    """The largest m such that some ranking can have rank correlation m with both of two
+    rankings whose own rank correlation is `rho_between`: correlation matrices are positive
+    semi-definite, so rho_xy >= 2 m^2 - 1 when rho_ax = rho_ay = m, i.e. m <= sqrt((1 + rho_xy) / 2)."""
+    return float(np.sqrt((1.0 + rho_between) / 2.0))
+
+
+def _fmt_se(reading: dict | None) -> str:
+    return "n/a" if not reading else f"{reading['mean']:.4f} ± {reading['se']:.4f}"
 
 
 def _fmt(value, digits: int = 4) -> str:
