@@ -19,7 +19,17 @@ import os
 import numpy as np
 from scipy.stats import spearmanr
 
-from benchmarks.common import NTR, loop_start, model_tag, prepare, run, train_and_evaluate, write_section
+from benchmarks.common import (
+    DATASETS,
+    DATASETS_DIR,
+    NTR,
+    loop_start,
+    model_tag,
+    prepare,
+    run,
+    train_and_evaluate,
+    write_section,
+)
 
 # name -> (variant, --set overrides): variants x query anchor x history weight.
 SETTINGS = {
@@ -32,8 +42,11 @@ SETTINGS = {
     "ntr/event/history1": ("ntr", ["model.query_anchor=event", "model.history_weight=1.0"]),
     "ntr/engaged/history1": ("ntr", ["model.query_anchor=engaged", "model.history_weight=1.0"]),
     "ntr_history": ("ntr_history", []),
+    "ntr_history/event": ("ntr_history", ["model.query_anchor=event"]),
     "ntr_fitted": ("ntr_fitted", []),
 }
+# Fewer settings than this give rank correlations of little meaning; the table is still written.
+MIN_SETTINGS_FOR_RHO = 4
 # Offline metric -> (how to read it from an evaluation report, sign: +1 higher is better).
 OFFLINE = {
     "logged NDCG@10": (lambda r: r["metrics"]["ndcg@10"]["mean"], 1),
@@ -57,17 +70,24 @@ def suffix(name: str) -> str:
     return "agree-" + name.replace("/", "-")
 
 
-def closed_loop(workdir: str, name: str, variant: str, seed: int, users: int, steps: int) -> dict:
-    """The closed loop of one setting's model alone (cached in reports/)."""
+def closed_loop(
+    workdir: str, name: str, variant: str, seed: int, users: int, steps: int, served: bool = False
+) -> dict:
+    """The closed loop of one setting's model alone, or with `served` behind the serving
+    Recommender's filters (cached in reports/)."""
     from ntr.retrieval.exported import ExportedModel  # noqa: PLC0415
     from ntr.simulation import closed_loop as loop  # noqa: PLC0415
-    from ntr.simulation.rankers import ModelRanker  # noqa: PLC0415
+    from ntr.simulation.rankers import ModelRanker, RecommenderRanker  # noqa: PLC0415
 
     tag = model_tag(variant, seed, suffix(name))
-    path = os.path.join(workdir, "reports", f"closed-loop-{tag}-u{users}-t{steps}.json")
+    how = "-served" if served else ""
+    path = os.path.join(workdir, "reports", f"closed-loop-{tag}-u{users}-t{steps}{how}.json")
     if not os.path.exists(path):
         config, world, begin = loop_start(workdir, users, steps)
-        ranker = ModelRanker(ExportedModel(os.path.join(workdir, "models", tag)), exclude_consumed=True)
+        model = ExportedModel(os.path.join(workdir, "models", tag))
+        ranker = (
+            RecommenderRanker.with_filters(model) if served else ModelRanker(model, exclude_consumed=True)
+        )
         story = loop.story(world, ranker, begin, config)
         with open(path, "w", encoding="utf-8") as handle:
             json.dump({k: story[k] for k in ("watch_seconds", "dislike_rate", "skip_rate")}, handle)
@@ -98,6 +118,15 @@ def main() -> None:
     parser.add_argument("--settings", default=",".join(SETTINGS), help="comma-separated subset of settings")
     parser.add_argument("--section", default="agreement", help="BENCHMARKS.md section to write")
     parser.add_argument("--scale", default="default", help="world scale (`tiny` for a quick check)")
+    parser.add_argument(
+        "--world",
+        default="world",
+        choices=[name for name in DATASETS if name.startswith("world")],
+        help="which synthetic world (benchmarks.common.DATASETS), e.g. world_mix: another logging policy",
+    )
+    parser.add_argument(
+        "--served", action="store_true", help="closed loop behind the serving filters, not the model alone"
+    )
     args = parser.parse_args()
     names = args.settings.split(",")
     unknown = [n for n in names if n not in SETTINGS]
@@ -105,19 +134,22 @@ def main() -> None:
         parser.error(f"unknown settings {unknown}; choose from {', '.join(SETTINGS)}")
     if args.scale != "default" and not os.path.exists(os.path.join(args.workdir, "raw", "world.json")):
         run([NTR, "generate", "--scale", args.scale, "--workdir", args.workdir])
-    prepare("world", args.workdir, "")
+    prepare(args.world, args.workdir, os.path.abspath(DATASETS_DIR))
     reports, loops = {}, {}
     for name in names:
         variant, overrides = SETTINGS[name]
         reports[name] = train_and_evaluate(args.workdir, variant, args.seed, overrides, suffix(name))
-        loops[name] = closed_loop(args.workdir, name, variant, args.seed, args.users, args.steps)
+        loops[name] = closed_loop(args.workdir, name, variant, args.seed, args.users, args.steps, args.served)
         print(name, "done", flush=True)
 
     watch = np.array([loops[n]["watch_seconds"]["mean"] for n in names])
     dislike = np.array([loops[n]["dislike_rate"]["mean"] for n in names])
     lines = [
-        f"Default world (3% random exposures, logged propensities), seed {args.seed}; closed loop: "
-        f"{args.users} users, {args.steps} steps, the model alone, the same users and draws for every "
+        ("Default world" if args.world == "world" else f"World `{args.world}`")
+        + f" (3% random exposures, logged propensities), seed {args.seed}; closed loop: "
+        f"{args.users} users, {args.steps} steps, "
+        + ("behind the serving Recommender's filters" if args.served else "the model alone")
+        + ", the same users and draws for every "
         "setting. Offline figures from `ntr evaluate` on the test split.\n",
         "| setting | logged NDCG@10 | random-slice NDCG@10 | random-slice AUC | SNIPS watch s | "
         "SNIPS dislike rate | closed-loop watch s/step | closed-loop dislike rate | closed-loop skip rate |",
@@ -137,34 +169,39 @@ def main() -> None:
             f"{loops[n]['skip_rate']['mean']:.3f}",
         ]
         lines.append(f"| `{n}` | " + " | ".join(cells) + " |")
-    rng = np.random.default_rng(args.seed)
-    between, low, high = spearman_with_interval(watch, -dislike, rng)
-    lines += [
-        "",
-        f"The closed loop's own outcomes: Spearman's rho of watch time with -dislike rate {between:+.2f} "
-        f"[{low:+.2f}, {high:+.2f}]. Rank correlations are correlations of rank vectors, so a metric with "
-        f"rho >= m with both needs rho(watch, -dislike) >= 2m^2 - 1: here no metric can reach more than "
-        f"{ceiling(between):.2f} with both.",
-        "",
-        f"Spearman's rho across the {len(names)} settings (offline metric signed so that higher is "
-        "better), [95% bootstrap interval over settings]:\n",
-        "| offline metric | with closed-loop watch time | with closed-loop -dislike rate |",
-        "|---|---|---|",
-    ]
-    for metric, (read, sign) in OFFLINE.items():
-        try:
-            values = np.array([sign * read(reports[n]) for n in names], np.float64)
-        except (KeyError, TypeError):  # the log has no such reading (no random slice / propensity)
-            lines.append(f"| {metric} | n/a | n/a |")
-            continue
-        cells = []
-        for target in (watch, -dislike):
-            if not (np.ptp(values) > 0 and np.ptp(target) > 0):  # nan included
-                cells.append("n/a (no spread)")
+    if len(names) < MIN_SETTINGS_FOR_RHO:
+        lines.append(
+            f"\n{len(names)} settings: too few for rank correlations (at least {MIN_SETTINGS_FOR_RHO})."
+        )
+    else:
+        rng = np.random.default_rng(args.seed)
+        between, low, high = spearman_with_interval(watch, -dislike, rng)
+        lines += [
+            "",
+            f"The closed loop's own outcomes: Spearman's rho of watch time with -dislike rate {between:+.2f} "
+            f"[{low:+.2f}, {high:+.2f}]. Rank correlations are correlations of rank vectors, so a metric with "
+            f"rho >= m with both needs rho(watch, -dislike) >= 2m^2 - 1: here no metric can reach more than "
+            f"{ceiling(between):.2f} with both.",
+            "",
+            f"Spearman's rho across the {len(names)} settings (offline metric signed so that higher is "
+            "better), [95% bootstrap interval over settings]:\n",
+            "| offline metric | with closed-loop watch time | with closed-loop -dislike rate |",
+            "|---|---|---|",
+        ]
+        for metric, (read, sign) in OFFLINE.items():
+            try:
+                values = np.array([sign * read(reports[n]) for n in names], np.float64)
+            except (KeyError, TypeError):  # the log has no such reading (no random slice / propensity)
+                lines.append(f"| {metric} | n/a | n/a |")
                 continue
-            rho, low, high = spearman_with_interval(values, target, rng)
-            cells.append(f"{rho:+.2f} [{low:+.2f}, {high:+.2f}]")
-        lines.append(f"| {metric} | " + " | ".join(cells) + " |")
+            cells = []
+            for target in (watch, -dislike):
+                if not (np.ptp(values) > 0 and np.ptp(target) > 0):  # nan included
+                    cells.append("n/a (no spread)")
+                    continue
+                rho, low, high = spearman_with_interval(values, target, rng)
+                cells.append(f"{rho:+.2f} [{low:+.2f}, {high:+.2f}]")
+            lines.append(f"| {metric} | " + " | ".join(cells) + " |")
     body = "\n".join(lines)
     print(body)
     write_section(args.section, "Agreement of offline metrics with the closed loop", body)

@@ -48,6 +48,9 @@ def main() -> None:
     parser.add_argument(
         "--epochs", type=int, default=50, help="most epochs (early stopping on validation loss)"
     )
+    parser.add_argument(
+        "--patience", type=int, default=3, help="epochs without a lower validation loss before stopping"
+    )
     parser.add_argument("--k", type=int, default=200, help="items per query (before the caller's filter)")
     parser.add_argument("--dim", type=int, default=64, help="n_factors")
     parser.add_argument("--max-len", type=int, default=50, help="session_max_len")
@@ -79,7 +82,7 @@ def main() -> None:
             enable_model_summary=False,
             logger=False,
             accelerator="cpu",
-            callbacks=[EarlyStopping(monitor="val_loss", patience=3, mode="min")],
+            callbacks=[EarlyStopping(monitor="val_loss", patience=args.patience, mode="min")],
         )
 
     model = SASRecModel(
