@@ -160,7 +160,7 @@ def main() -> None:
         snips = r["off_policy"]
         cells = [
             f"{r['metrics']['ndcg@10']['mean']:.4f}",
-            _fmt_se((r.get("random_slice") or {}).get("ndcg@10")),
+            _fmt_se(r["random_slice"]["ndcg@10"]),
             _fmt(r["random_slice"]["auc"]["mean"]),
             _fmt(snips["watch_seconds"]["snipw"]["mean"] if snips["n"] else None, 2),
             _fmt(snips["dislike_rate"]["snipw"]["mean"] if snips["n"] else None),
@@ -214,8 +214,9 @@ def ceiling(rho_between: float) -> float:
     return float(np.sqrt((1.0 + rho_between) / 2.0))
 
 
-def _fmt_se(reading: dict | None) -> str:
-    return "n/a" if not reading else f"{reading['mean']:.4f} ± {reading['se']:.4f}"
+def _fmt_se(reading: dict) -> str:
+    """mean ± se of a {"mean", "se", "n"} reading; n/a where the log gave none (mean None)."""
+    return "n/a" if reading["mean"] is None else f"{reading['mean']:.4f} ± {reading['se']:.4f}"
 
 
 def _fmt(value, digits: int = 4) -> str:
